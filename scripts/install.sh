@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Set up hkp-radius on a Debian 12 machine, as root: Debian's FreeRADIUS and tools,
+# then a virtual environment at .venv with the project and its test tools.
+# Idempotent: a second run only checks. The Docker images and CI call this same script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(freeradius freeradius-python3 freeradius-utils iproute2 sqlite3
+              python3 python3-venv python3-pip ca-certificates)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install.sh: missing Debian packages ${missing[*]}; run this script as root" >&2
+    exit 1
+  fi
+  echo "install.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # Debian's freeradius package starts its service on install; the lab and tests run
+  # private instances, so keep invoke-rc.d from starting it (only if no policy exists).
+  own_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ "$own_policy" = 0 ] || rm -f /usr/sbin/policy-rc.d
+fi
+
+# The project's Python: whatever python3 is first on PATH (pyenv's 3.11 on our machines,
+# Debian's 3.11 on a fresh one). FreeRADIUS embeds Debian's /usr/bin/python3 regardless.
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e '.[test]'
+echo "install.sh: ready ($(.venv/bin/python --version), $(/usr/sbin/freeradius -v | head -1 | sed 's/.*Version/FreeRADIUS Version/;s/,.*//'))"

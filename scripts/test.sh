@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The README's second command: set up, then run every check CI runs.
+# lint (ruff), types (mypy, strict on hkp_radius/), then the whole pytest suite,
+# including the integration tests that start FreeRADIUS and use network namespaces.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install.sh || exit 1
+PY=.venv/bin/python
+status=0
+echo "== ruff"; $PY -m ruff check . || status=1
+$PY -m ruff format --check . || status=1
+echo "== mypy"; $PY -m mypy hkp_radius freeradius_module ar_proxy mn_client hkp_lab || status=1
+echo "== pytest"
+$PY -m pytest "$@"
+rc=$?
+if [ "$rc" -eq 5 ]; then
+  echo "test.sh: pytest collected no tests: the suite is broken" >&2
+  rc=1
+fi
+[ "$rc" -eq 0 ] || status=1
+exit $status
