@@ -1,0 +1,392 @@
+"""A private FreeRADIUS instance running the HKS on loopback: for the tests and the lab.
+
+Its own raddb (built from this repository's raddb/), log, pid file, replay database
+and port, all under one work directory that the user FreeRADIUS runs as (freerad)
+owns. The code FreeRADIUS loads is copied into that directory, so nothing it reads
+lives under /root or the repository.
+
+    with FreeRadiusInstance("/tmp/hks", users={"mn@example.net": hmk}) as hks:
+        client = hks.client()          # a pyrad Client with our dictionary
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import pwd
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import hkp_radius
+from hkp_radius.errors import ConfigError
+
+FREERADIUS = "/usr/sbin/freeradius"
+FREERADIUS_USER = "freerad"
+PACKAGE_DIR = Path(__file__).resolve().parent
+RADDB_SOURCE = PACKAGE_DIR.parent / "raddb"
+# What FreeRADIUS imports: the adapter and its stdlib-only helpers (not this file).
+MODULE_FILES = ("__init__.py", "config.py", "replay_sqlite.py", "rlm_hkp_hks.py")
+READY_TIMEOUT = 20.0  # FreeRADIUS with Python starts in about a second; be generous
+STOP_TIMEOUT = 10.0
+POLL_INTERVAL = 0.05
+STATUS_SERVER = 12
+ACCESS_ACCEPT = 2
+MESSAGE_AUTHENTICATOR = 80
+
+
+def free_udp_port(address: str = "127.0.0.1") -> int:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.bind((address, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def status_server(address: str, port: int, secret: bytes, timeout: float = 0.2) -> bool:
+    """Send one Status-Server (RFC 5997, with Message-Authenticator) and say whether
+    an Access-Accept came back."""
+    identifier = secrets.randbelow(256)
+    authenticator = secrets.token_bytes(16)
+    attribute = bytes((MESSAGE_AUTHENTICATOR, 18)) + bytes(16)
+    length = 20 + len(attribute)
+    packet = bytes((STATUS_SERVER, identifier)) + length.to_bytes(2, "big") + authenticator
+    mac = hmac.new(secret, packet + attribute, hashlib.md5).digest()
+    packet += attribute[:2] + mac
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.sendto(packet, (address, port))
+            reply = sock.recv(4096)
+        except OSError:
+            return False
+    return len(reply) >= 20 and reply[0] == ACCESS_ACCEPT and reply[1] == identifier
+
+
+def _quote(text: str) -> str:
+    """A FreeRADIUS double-quoted string."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _set_item(text: str, key: str, value: str, source: str) -> str:
+    """Replace the (first, uncommented) `key = ...` line of a config file."""
+    pattern = re.compile(rf"^(\s*){re.escape(key)}\s*=.*$", re.MULTILINE)
+    new, count = pattern.subn(lambda m: f"{m.group(1)}{key} = {value}", text, count=1)
+    if count != 1:
+        raise ConfigError(f"{source}: no '{key} = ' line to set")
+    return new
+
+
+class FreeRadiusInstance:
+    """A private FreeRADIUS (3.2) on loopback running the hkp_hks virtual server."""
+
+    def __init__(
+        self,
+        work_dir: str | os.PathLike[str],
+        *,
+        port: int | None = None,
+        secret: bytes = b"hkp-test-secret",
+        users: Mapping[str, bytes] | None = None,
+        address: str = "127.0.0.1",
+        require_timestamp: bool = False,
+        allowed_prfs: Collection[str] | None = None,
+        required_prf: str | None = None,
+        allowed_mac_algorithms: Collection[str] | None = None,
+        required_mac_algorithm: str | None = None,
+        key_lifetime: int | None = None,
+        hk_length: int | None = None,
+        timestamp_window: float | None = None,
+        prohibited_users: Collection[str] = (),
+        authorization_policy: str | None = None,
+        debug: bool = False,
+        freeradius: str = FREERADIUS,
+        run_as: str | None = FREERADIUS_USER,
+    ) -> None:
+        self.work_dir = Path(work_dir).resolve()
+        self.address = address
+        self.port = port if port is not None else free_udp_port(address)
+        self.secret = secret
+        self.users = dict(users or {})
+        self.prohibited_users = frozenset(prohibited_users)
+        self.authorization_policy = authorization_policy
+        self.debug = debug
+        self.freeradius = freeradius
+        self.run_as = run_as if os.geteuid() == 0 else None
+        self.module_config: dict[str, str] = {
+            "require_timestamp": "yes" if require_timestamp else "no"
+        }
+        if allowed_prfs is not None:
+            self.module_config["allowed_prf"] = _quote(" ".join(allowed_prfs))
+        if required_prf is not None:
+            self.module_config["required_prf"] = _quote(required_prf)
+        if allowed_mac_algorithms is not None:
+            self.module_config["allowed_mac_algorithms"] = _quote(" ".join(allowed_mac_algorithms))
+        if required_mac_algorithm is not None:
+            self.module_config["required_mac_algorithm"] = _quote(required_mac_algorithm)
+        for key, number in (
+            ("key_lifetime", key_lifetime),
+            ("hk_length", hk_length),
+            ("timestamp_window", timestamp_window),
+        ):
+            if number is not None:
+                self.module_config[key] = str(number)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.exit_code: int | None = None
+        self._stdout: Any = None
+
+    # ---- layout ----------------------------------------------------------------
+
+    @property
+    def raddb_dir(self) -> Path:
+        return self.work_dir / "raddb"
+
+    @property
+    def lib_dir(self) -> Path:
+        return self.work_dir / "lib"
+
+    @property
+    def dictionary_dir(self) -> Path:
+        """A directory pyrad (`Dictionary(dir/"dictionary")`) and `radclient -D` accept."""
+        return self.work_dir / "dictionary"
+
+    @property
+    def dictionary_path(self) -> Path:
+        return self.dictionary_dir / "dictionary"
+
+    @property
+    def log_path(self) -> Path:
+        return self.work_dir / "log" / "radius.log"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.work_dir / "run" / "freeradius.pid"
+
+    @property
+    def replay_db_path(self) -> Path:
+        return self.work_dir / "var" / "lib" / "freeradius" / "hkp_hks_replay.sqlite"
+
+    # ---- building the raddb ------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Write raddb, dictionaries and code under work_dir. Keeps var/ (the replay
+        state) so that a restart sees the state of the previous run."""
+        self._check_traversable()
+        for sub in ("log", "run", "var/lib/freeradius", "dictionary"):
+            (self.work_dir / sub).mkdir(parents=True, exist_ok=True)
+        for sub in ("raddb", "lib"):
+            shutil.rmtree(self.work_dir / sub, ignore_errors=True)
+        self._copy_code()
+        self._write_raddb()
+        shutil.copy(RADDB_SOURCE / "dictionary.pyrad", self.dictionary_path)
+        shutil.copy(RADDB_SOURCE / "dictionary.hkp", self.dictionary_dir / "dictionary.hkp")
+        self._chown()
+
+    def _check_traversable(self) -> None:
+        if self.run_as is None:
+            return
+        for parent in reversed(self.work_dir.parents):
+            if parent.exists() and not os.stat(parent).st_mode & 0o001:
+                raise ConfigError(
+                    f"{parent} is not searchable by others, so user {self.run_as} cannot "
+                    f"reach {self.work_dir}: pick a work dir under /tmp or /var/tmp"
+                )
+
+    def _copy_code(self) -> None:
+        core = Path(hkp_radius.__file__).resolve().parent
+        shutil.copytree(
+            core, self.lib_dir / "hkp_radius", ignore=shutil.ignore_patterns("__pycache__")
+        )
+        (self.lib_dir / "freeradius_module").mkdir(parents=True)
+        for name in MODULE_FILES:
+            shutil.copy(PACKAGE_DIR / name, self.lib_dir / "freeradius_module" / name)
+
+    def _write_raddb(self) -> None:
+        raddb = self.raddb_dir
+        for sub in ("mods-enabled", "sites-enabled", "policy.d", "mods-config/files"):
+            (raddb / sub).mkdir(parents=True, exist_ok=True)
+        user = self.run_as or pwd.getpwuid(os.geteuid()).pw_name
+        conf = (RADDB_SOURCE / "private" / "radiusd.conf.in").read_text()
+        conf = conf.replace("@WORK@", str(self.work_dir)).replace("@USER@", user)
+        conf = conf.replace("@GROUP@", self._group(user))
+        (raddb / "radiusd.conf").write_text(conf)
+        shutil.copy(RADDB_SOURCE / "dictionary.hkp", raddb / "dictionary.hkp")
+        (raddb / "dictionary").write_text("$INCLUDE dictionary.hkp\n")
+
+        module = (RADDB_SOURCE / "mods-available" / "hkp_hks").read_text()
+        module = _set_item(module, "python_path", _quote(str(self.lib_dir)), "hkp_hks")
+        for key, value in self.module_config.items():
+            module = _set_item(module, key, value, "hkp_hks")
+        (raddb / "mods-enabled" / "hkp_hks").write_text(module)
+        shutil.copy(RADDB_SOURCE / "mods-available" / "hkp_users", raddb / "mods-enabled")
+        (raddb / "mods-config" / "files" / "hkp_users").write_text(self._users_file())
+
+        site = (RADDB_SOURCE / "sites-available" / "hkp_hks").read_text()
+        for key, value in (
+            ("hkp_hks_listen_ipaddr", self.address),
+            ("hkp_hks_listen_port", str(self.port)),
+            ("hkp_hks_ar_ipaddr", self.address),
+            ("hkp_hks_ar_secret", _quote(self.secret.decode("utf-8"))),
+        ):
+            site = _set_item(site, key, value, "sites-available/hkp_hks")
+        (raddb / "sites-enabled" / "hkp_hks").write_text(site)
+
+        shutil.copy(RADDB_SOURCE / "policy.d" / "hkp_hks", raddb / "policy.d")
+        authorization = RADDB_SOURCE / "policy.d" / "hkp_hks_authorization"
+        if self.authorization_policy is None:
+            shutil.copy(authorization, raddb / "policy.d")
+        else:
+            (raddb / "policy.d" / "hkp_hks_authorization").write_text(
+                f"hkp_hks_authorization {{\n{self.authorization_policy}\n}}\n"
+            )
+
+    @staticmethod
+    def _group(user: str) -> str:
+        import grp
+
+        return grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name
+
+    def _users_file(self) -> str:
+        lines = ["# generated by freeradius_module/instance.py"]
+        for nai, hmk in self.users.items():
+            items = [f"HKP-HMK := 0x{hmk.hex()}"]
+            if nai in self.prohibited_users:
+                items.append("HKP-Authorization := Prohibit")
+            lines.append(f"{_quote(nai)}\t{', '.join(items)}")
+        return "\n".join(lines) + "\n"
+
+    def _chown(self) -> None:
+        if self.run_as is None:
+            return
+        entry = pwd.getpwnam(self.run_as)
+        # Owned by freerad, closed to others (the users file holds HMKs); only the
+        # work dir itself and the client dictionary are world-readable.
+        for root, dirs, files in os.walk(self.work_dir):
+            for name in [root, *(os.path.join(root, d) for d in dirs)]:
+                os.chown(name, entry.pw_uid, entry.pw_gid)
+                os.chmod(name, 0o750)  # noqa: S103
+            for name in files:
+                path = os.path.join(root, name)
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+                os.chmod(path, 0o640)
+        os.chmod(self.work_dir, 0o755)  # noqa: S103 - traversable, lists nothing secret
+        os.chmod(self.dictionary_dir, 0o755)  # noqa: S103 - public dictionaries
+        for name in os.listdir(self.dictionary_dir):
+            os.chmod(self.dictionary_dir / name, 0o644)
+
+    # ---- running -----------------------------------------------------------------
+
+    def check_config(self) -> subprocess.CompletedProcess[str]:
+        """`freeradius -XC` on this instance's raddb (prepares it first)."""
+        self.prepare()
+        return subprocess.run(
+            [self.freeradius, "-XC", "-d", str(self.raddb_dir)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def start(self, timeout: float = READY_TIMEOUT) -> None:
+        """Start FreeRADIUS and wait until it answers a Status-Server."""
+        if self.process is not None:
+            raise RuntimeError("already started")
+        self.prepare()
+        self.log_path.touch()
+        self._chown()
+        if self.debug:
+            args = [self.freeradius, "-X", "-d", str(self.raddb_dir)]
+            self._stdout = open(self.log_path, "ab")  # -X logs to stdout
+        else:
+            args = [self.freeradius, "-f", "-d", str(self.raddb_dir)]
+            self._stdout = open(self.work_dir / "log" / "stdout.log", "ab")
+        self.process = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=self._stdout, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self._reap()
+                raise RuntimeError(f"freeradius exited at start-up:\n{self.log_tail()}")
+            if status_server(self.address, self.port, self.secret):
+                return
+            time.sleep(POLL_INTERVAL)  # polling interval of a deadline-bound wait
+        self.stop()
+        raise RuntimeError(f"freeradius did not answer within {timeout} s:\n{self.log_tail()}")
+
+    def stop(self) -> int | None:
+        """SIGTERM, then wait for exit (SIGKILL after STOP_TIMEOUT). Returns the exit
+        status (0: a clean shutdown; also kept in `exit_code`), None if not running."""
+        process = self.process
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(STOP_TIMEOUT)
+        self.exit_code = process.returncode
+        self._reap()
+        return self.exit_code
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def _reap(self) -> None:
+        if self._stdout is not None:
+            self._stdout.close()
+            self._stdout = None
+        self.process = None
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_text(self) -> str:
+        texts = []
+        for path in (self.log_path, self.work_dir / "log" / "stdout.log"):
+            if path.exists():
+                texts.append(path.read_text(errors="replace"))
+        return "".join(texts)
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def client(self, timeout: float = 2.0, retries: int = 1) -> Any:
+        """A pyrad Client for this instance, with our dictionary."""
+        from pyrad.client import Client
+        from pyrad.dictionary import Dictionary
+
+        client = Client(
+            server=self.address,
+            authport=self.port,
+            secret=self.secret,
+            dict=Dictionary(str(self.dictionary_path)),
+        )
+        client.timeout = timeout
+        client.retries = retries
+        return client
+
+    def __enter__(self) -> FreeRadiusInstance:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

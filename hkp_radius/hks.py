@@ -1,0 +1,358 @@
+"""The Handover Key Server role: draft §6.4, PROFILE P4, P5, P7 and P8.
+
+Every rule the HKS follows lives in `handle_request`, in the order the checks run:
+
+1. the request must be usable at all (an AR address, an HKReq whose MN-ID is the
+   User-Name): otherwise nothing is answered to the MN;
+2. the MN must be authenticated (a known NAI, an HMK of at least 64 octets, a PRF and
+   MAC algorithm we implement, an MN-HKS MAC that verifies with the HIK): otherwise
+   silent discard (§6.4, P7);
+3. then, each answered with a signed HKResp (P7): a PRF the policy disallows
+   (INVALID_PRF_ALG), a MAC algorithm it disallows (INVALID_MAC_ALG), a missing
+   timestamp it requires (TIMESTAMP_REQD), a stale, future or replayed timestamp
+   (INVALID_TIMESTAMP, P5), an MN the operator's policy does not authorize
+   (ADMINISTRATIVELY_PROHIBITED);
+4. otherwise the replay state is advanced and the HK derived (§6.1.2, P4).
+
+Sans-I/O: the clock (`now`, Unix seconds), the random source and the replay state are
+arguments. Results never carry key material in their repr.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from typing import Protocol, Union
+
+from . import crypto, ntp
+from .constants import (
+    DEFAULT_CODE_POINTS,
+    HK_DEFAULT_LENGTH,
+    HK_DEFAULT_LIFETIME,
+    HK_MAX_LENGTH,
+    HK_MAX_LIFETIME,
+    HMK_MIN_LENGTH,
+    IPV6_ADDRESS_LENGTH,
+    NONCE_LENGTH,
+    PRF,
+    TIMESTAMP_WINDOW,
+    CodePoints,
+    MacAlgorithm,
+    MacSubtype,
+    Status,
+)
+from .errors import ConfigError, DecodeError
+from .messages import HKReq, HKResp, decode_message
+from .options import MacOption, Option, Timestamp
+
+
+class ReplayStore(Protocol):
+    """The last accepted timestamp per NAI (P5). Implementations must make
+    `record_if_newer` atomic: several FreeRADIUS workers may race on one NAI."""
+
+    def last_accepted(self, nai: bytes) -> int | None:
+        """The last timestamp accepted for `nai`, or None."""
+        ...
+
+    def record_if_newer(self, nai: bytes, timestamp: int) -> bool:
+        """Store `timestamp` for `nai` if it is strictly greater than the stored one
+        (or none is stored) and say whether it was stored."""
+        ...
+
+
+class MemoryReplayStore:
+    """A ReplayStore in a dict: for tests and single-threaded callers."""
+
+    def __init__(self) -> None:
+        self._last: dict[bytes, int] = {}
+
+    def last_accepted(self, nai: bytes) -> int | None:
+        return self._last.get(nai)
+
+    def record_if_newer(self, nai: bytes, timestamp: int) -> bool:
+        last = self._last.get(nai)
+        if last is not None and timestamp <= last:
+            return False
+        self._last[nai] = timestamp
+        return True
+
+
+@dataclass(frozen=True)
+class HKSPolicy:
+    """What the operator configures (docs/hks.md). Defaults are PROFILE P10's."""
+
+    allowed_prfs: frozenset[int] = frozenset({PRF.HMAC_SHA1, PRF.HMAC_SHA256})
+    required_prf: int = PRF.HMAC_SHA1  # put in the PRF field of INVALID_PRF_ALG
+    allowed_mac_algorithms: frozenset[int] = frozenset(
+        {MacAlgorithm.HMAC_SHA1, MacAlgorithm.HMAC_SHA256}
+    )
+    required_mac_algorithm: int = MacAlgorithm.HMAC_SHA1  # used in INVALID_MAC_ALG
+    require_timestamp: bool = False
+    timestamp_window: float = TIMESTAMP_WINDOW
+    key_lifetime: int = HK_DEFAULT_LIFETIME
+    hk_length: int = HK_DEFAULT_LENGTH
+    code_points: CodePoints = DEFAULT_CODE_POINTS
+
+    def __post_init__(self) -> None:
+        if not self.allowed_prfs or not all(crypto.supported_prf(p) for p in self.allowed_prfs):
+            raise ConfigError(
+                f"allowed_prf {sorted(self.allowed_prfs)}: name at least one of "
+                f"{[p.name for p in PRF]}"
+            )
+        if self.required_prf not in self.allowed_prfs:
+            raise ConfigError(f"required_prf {self.required_prf} must be one of allowed_prf")
+        if not self.allowed_mac_algorithms or not all(
+            crypto.supported_mac_algorithm(a) for a in self.allowed_mac_algorithms
+        ):
+            raise ConfigError(
+                f"allowed_mac_algorithms {sorted(self.allowed_mac_algorithms)}: name at least "
+                f"one of {[a.name for a in MacAlgorithm]}"
+            )
+        if self.required_mac_algorithm not in self.allowed_mac_algorithms:
+            raise ConfigError("required_mac_algorithm must be one of allowed_mac_algorithms")
+        if not 0 < self.timestamp_window <= 3600:
+            raise ConfigError(f"timestamp_window {self.timestamp_window}: 0 < seconds <= 3600")
+        if not 1 <= self.key_lifetime <= HK_MAX_LIFETIME:
+            raise ConfigError(
+                f"key_lifetime {self.key_lifetime}: 1-{HK_MAX_LIFETIME} seconds "
+                "(the HKResp Lifetime field is 16 bits)"
+            )
+        if not 1 <= self.hk_length <= HK_MAX_LENGTH:
+            raise ConfigError(
+                f"hk_length {self.hk_length}: 1-{HK_MAX_LENGTH} octets "
+                "(an encrypt=2 RADIUS value holds at most 239)"
+            )
+
+
+@dataclass(frozen=True)
+class HKSRequest:
+    """What the AR's Access-Request and the operator's modules told us (P8)."""
+
+    user_name: bytes | None
+    mobility_header: bytes | None  # HKP-Mobility-Header chunks, joined
+    ar_address: bytes | None  # HKP-AR-Address, 16 octets
+    hmk: bytes | None = field(default=None, repr=False)  # control:HKP-HMK
+    authorized: bool = True  # control:HKP-Authorization != Prohibit
+
+
+class DiscardReason(enum.Enum):
+    """Why no HKResp goes to the MN. Values are log phrases (no secrets)."""
+
+    NO_AR_ADDRESS = "the Access-Request has no usable HKP-AR-Address (draft §6.4)"
+    NO_MOBILITY_HEADER = "the Access-Request has no HKP-Mobility-Header"
+    MALFORMED = "the HKReq is malformed"
+    NOT_HKREQ = "the Mobility Header is not an HKReq"
+    NO_MN_ID = "the HKReq has no Mobile Node Identifier option"
+    USER_NAME_MISMATCH = "User-Name differs from the NAI of the HKReq"
+    NO_MN_NONCE = "the HKReq has no MN-Nonce"
+    UNKNOWN_NAI = "no HKP-HMK is configured for this NAI"
+    HMK_TOO_SHORT = "the configured HKP-HMK is shorter than 64 octets (draft §6.1)"
+    NO_MN_HKS_MAC = "the HKReq has no MN-HKS MAC option"
+    UNSUPPORTED_PRF = "the HKReq asks for a PRF this server does not implement"
+    UNSUPPORTED_MAC_ALGORITHM = "the MN-HKS MAC uses an algorithm this server does not implement"
+    BAD_MAC = "the MN-HKS MAC does not verify"
+
+
+@dataclass(frozen=True)
+class Accept:
+    """P8 Access-Accept content."""
+
+    nai: bytes
+    handover_key: bytes = field(repr=False)
+    hks_nonce: bytes
+    lifetime: int
+    prf: int
+    timestamp: int | None  # the MN's, to echo (P5)
+
+
+@dataclass(frozen=True)
+class Reject:
+    """P7 HKS error: Access-Reject with HKP-Status-Code and HKP-Response-Header."""
+
+    nai: bytes
+    status: Status
+    response_header: bytes
+    detail: str
+
+
+@dataclass(frozen=True)
+class Discard:
+    """Silent discard towards the MN (§6.4): Access-Reject without HKP attributes.
+    `ar_error` marks a fault of the AR's request, worth a Reply-Message to it."""
+
+    reason: DiscardReason
+    detail: str = ""
+
+    @property
+    def ar_error(self) -> bool:
+        return self.reason in (DiscardReason.NO_AR_ADDRESS, DiscardReason.NO_MOBILITY_HEADER)
+
+
+Decision = Union[Accept, Reject, Discard]
+
+
+def handle_request(
+    request: HKSRequest,
+    policy: HKSPolicy,
+    replay: ReplayStore,
+    now: float,
+    random_bytes: Callable[[int], bytes],
+) -> Decision:
+    """Decide one Access-Request (module docstring gives the order of the checks)."""
+    if request.ar_address is None or len(request.ar_address) != IPV6_ADDRESS_LENGTH:
+        return Discard(DiscardReason.NO_AR_ADDRESS)
+    if not request.mobility_header:
+        return Discard(DiscardReason.NO_MOBILITY_HEADER)
+    wire = request.mobility_header
+    try:
+        message = decode_message(wire, policy.code_points)
+    except DecodeError as exc:
+        return Discard(DiscardReason.MALFORMED, str(exc))
+    if not isinstance(message, HKReq):
+        return Discard(DiscardReason.NOT_HKREQ)
+    nai = message.mn_id
+    if nai is None:
+        return Discard(DiscardReason.NO_MN_ID)
+    if request.user_name != nai:
+        # P8: the HKS trusts only what the MN-HKS MAC covers; the HMK was looked up
+        # by User-Name, so the two must name the same MN.
+        return Discard(DiscardReason.USER_NAME_MISMATCH)
+    mn_nonce = message.mn_nonce
+    if mn_nonce is None:
+        return Discard(DiscardReason.NO_MN_NONCE)
+    hmk = request.hmk
+    if hmk is None:
+        return Discard(DiscardReason.UNKNOWN_NAI)
+    if len(hmk) < HMK_MIN_LENGTH:
+        return Discard(DiscardReason.HMK_TOO_SHORT, f"{len(hmk)} octets")
+    mac = message.mac(MacSubtype.MN_HKS)
+    if mac is None:
+        return Discard(DiscardReason.NO_MN_HKS_MAC)
+    if not crypto.supported_prf(message.prf):
+        return Discard(DiscardReason.UNSUPPORTED_PRF, f"PRF {message.prf}")
+    if not crypto.supported_mac_algorithm(mac.algorithm):
+        return Discard(DiscardReason.UNSUPPORTED_MAC_ALGORITHM, f"AT {mac.algorithm}")
+    hik = crypto.derive_hik(hmk, message.prf, message.message_id, mac.algorithm)
+    if not crypto.verify_mac(wire, message, MacSubtype.MN_HKS, hik):
+        return Discard(DiscardReason.BAD_MAC)
+
+    # Authenticated: from here on the MN gets an answer (P7).
+    def error(
+        status: Status,
+        detail: str,
+        *,
+        prf: int = message.prf,
+        mac_algorithm: int = mac.algorithm,
+        options: tuple[Option, ...] = (),
+    ) -> Reject:
+        return Reject(
+            nai,
+            status,
+            _signed_error(
+                message, hmk, hik, mac.algorithm, policy, status, prf, mac_algorithm, options
+            ),
+            detail,
+        )
+
+    if message.prf not in policy.allowed_prfs:
+        return error(
+            Status.INVALID_PRF_ALG, f"PRF {message.prf} not allowed", prf=policy.required_prf
+        )
+    if mac.algorithm not in policy.allowed_mac_algorithms:
+        return error(
+            Status.INVALID_MAC_ALG,
+            f"MAC algorithm {mac.algorithm} not allowed",
+            mac_algorithm=policy.required_mac_algorithm,
+        )
+    timestamp = message.timestamp
+    if timestamp is None and policy.require_timestamp:
+        return error(Status.TIMESTAMP_REQD, "timestamp required")
+    if timestamp is not None:
+        problem = _timestamp_problem(timestamp, now, policy.timestamp_window, replay, nai)
+        if problem:
+            return _invalid_timestamp(error, timestamp, now, problem)
+    if not request.authorized:
+        return error(Status.ADMINISTRATIVELY_PROHIBITED, "prohibited by policy")
+    if timestamp is not None and not replay.record_if_newer(nai, timestamp):
+        # Another worker accepted a later (or this same) timestamp meanwhile.
+        return _invalid_timestamp(error, timestamp, now, "replayed (concurrent)")
+
+    hks_nonce = random_bytes(NONCE_LENGTH)
+    if len(hks_nonce) != NONCE_LENGTH:
+        raise ConfigError("the random source returned the wrong number of octets")
+    hk = crypto.derive_hk(
+        hmk, message.prf, mn_nonce, hks_nonce, nai, request.ar_address, policy.hk_length
+    )
+    return Accept(nai, hk, hks_nonce, policy.key_lifetime, message.prf, timestamp)
+
+
+def _signed_error(
+    message: HKReq,
+    hmk: bytes,
+    hik: bytes,
+    request_mac_algorithm: int,
+    policy: HKSPolicy,
+    status: Status,
+    prf: int,
+    mac_algorithm: int,
+    options: tuple[Option, ...],
+) -> bytes:
+    """P7: the complete HKResp, Message ID copied, SPI and Lifetime 0, ending with an
+    MN-HKS MAC keyed with the HIK of the request."""
+    key = hik
+    if mac_algorithm != request_mac_algorithm:
+        # INVALID_MAC_ALG: signed with the algorithm we require, so the HIK is sized
+        # for it (P4: truncated to that algorithm's key length).
+        key = crypto.derive_hik(hmk, message.prf, message.message_id, mac_algorithm)
+    response = HKResp(
+        message_id=message.message_id,
+        verify=False,
+        prf=prf,
+        status=status,
+        lifetime=0,
+        spi=0,
+        options=(*options, MacOption(MacSubtype.MN_HKS, mac_algorithm)),
+    )
+    return crypto.sign_message(response, {MacSubtype.MN_HKS: key}, policy.code_points)
+
+
+def _timestamp_problem(
+    timestamp: int, now: float, window: float, replay: ReplayStore, nai: bytes
+) -> str:
+    """P5: within ±window of our clock and strictly after the last accepted one."""
+    if not ntp.within_window(timestamp, now, window):
+        offset = ntp.from_ntp(timestamp) - now
+        return f"{'future' if offset > 0 else 'stale'} by {abs(offset):.1f} s"
+    last = replay.last_accepted(nai)
+    if last is not None and timestamp <= last:
+        return "replayed"
+    return ""
+
+
+def _invalid_timestamp(
+    error: Callable[..., Reject], timestamp: int, now: float, detail: str
+) -> Reject:
+    # §5.2.3 / P5: our high 32 bits, the MN's low 32 bits.
+    answer = ntp.replace_seconds(timestamp, ntp.to_ntp(now))
+    return error(Status.INVALID_TIMESTAMP, f"timestamp {detail}", options=(Timestamp(answer),))
+
+
+def allowed_algorithms(names: Collection[str], kind: type[enum.IntEnum]) -> frozenset[int]:
+    """Parse configuration names ("HMAC-SHA1" or "1") of a PRF or MAC algorithm."""
+    result: set[int] = set()
+    for name in names:
+        result.add(parse_algorithm(name, kind))
+    return frozenset(result)
+
+
+def parse_algorithm(name: str, kind: type[enum.IntEnum]) -> int:
+    key = name.strip().upper().replace("-", "_")
+    if key.isdigit():
+        value = int(key)
+        if value in {m.value for m in kind}:
+            return value
+    elif key in kind.__members__:
+        return int(kind.__members__[key])
+    choices = ", ".join(m.name.replace("_", "-") for m in kind)
+    raise ConfigError(f"unknown {kind.__name__} {name!r}: use one of {choices}")

@@ -1,0 +1,105 @@
+"""Issue 3, point 1: freeradius -XC accepts the drop-in in a copy of Debian's stock
+raddb and the private instance's config; the installer refuses a second python3."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from freeradius_module.install import main as install_main
+from freeradius_module.instance import FREERADIUS, FreeRadiusInstance
+
+from .conftest import requires_freeradius, work_dir
+
+pytestmark = requires_freeradius
+STOCK_RADDB = Path("/etc/freeradius/3.0")
+
+
+@pytest.fixture
+def stock_copy():
+    """A copy of Debian's /etc/freeradius/3.0 (never modified itself)."""
+    base = work_dir("dropin")
+    raddb = base / "raddb"
+    # cp -a: FreeRADIUS reads the copy as freerad, so keep Debian's owners and modes
+    subprocess.run(["cp", "-a", str(STOCK_RADDB), str(raddb)], check=True)
+    os.chmod(base, 0o755)
+    conf = raddb / "radiusd.conf"
+    # the copy lives elsewhere: point raddbdir at it, as a relocated install would
+    text = conf.read_text().replace("raddbdir = /etc/freeradius/3.0", f"raddbdir = {raddb}")
+    conf.write_text(text)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def check(raddb: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [FREERADIUS, "-XC", "-d", str(raddb)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_private_instance_config_is_accepted(fresh_dir):
+    result = FreeRadiusInstance(fresh_dir, users={"mn@example.net": bytes(64)}).check_config()
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert "Configuration appears to be OK" in result.stdout
+
+
+def test_dropin_into_stock_debian_raddb(stock_copy, capsys):
+    raddb = stock_copy / "raddb"
+    before = {
+        p.name: p.read_bytes() for p in (raddb / "mods-config" / "files").iterdir() if p.is_file()
+    }
+    rc = install_main(
+        [
+            "--raddb",
+            str(raddb),
+            "--lib-dir",
+            str(stock_copy / "lib"),
+            "--replay-db",
+            str(stock_copy / "var" / "replay.sqlite"),
+        ]
+    )
+    assert rc == 0, capsys.readouterr()
+    result = check(raddb)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert "Loaded virtual server hkp_hks" in result.stdout or "server hkp_hks" in result.stdout
+    assert "hkp_hks: ready" in result.stdout
+    # operator files untouched; a second run changes nothing
+    after = {
+        p.name: p.read_bytes() for p in (raddb / "mods-config" / "files").iterdir() if p.is_file()
+    }
+    assert {k: after[k] for k in before} == before
+    dictionary = (raddb / "dictionary").read_text()
+    assert install_main(["--raddb", str(raddb), "--lib-dir", str(stock_copy / "lib")]) == 0
+    assert (raddb / "dictionary").read_text() == dictionary
+    assert "unchanged  sites-available/hkp_hks" in capsys.readouterr().out
+
+
+def test_dropin_keeps_operator_changes(stock_copy, capsys):
+    raddb = stock_copy / "raddb"
+    site = raddb / "sites-available" / "hkp_hks"
+    site.write_text("# the operator's own version\n")
+    assert (
+        install_main(["--raddb", str(raddb), "--lib-dir", str(stock_copy / "lib"), "--no-enable"])
+        == 0
+    )
+    assert site.read_text() == "# the operator's own version\n"
+    assert (raddb / "sites-available" / "hkp_hks.hkp-dist").exists()
+    assert "kept" in capsys.readouterr().out
+
+
+def test_dropin_refuses_a_second_python3_instance(stock_copy, capsys):
+    raddb = stock_copy / "raddb"
+    (raddb / "mods-enabled" / "python3").symlink_to("../mods-available/python3")
+    assert install_main(["--raddb", str(raddb), "--lib-dir", str(stock_copy / "lib")]) == 2
+    error = capsys.readouterr().err
+    assert "mods-enabled/python3" in error and "only one python3" in error
+    assert not (raddb / "mods-enabled" / "hkp_hks").exists()
+    assert not (raddb / "sites-available" / "hkp_hks").exists()

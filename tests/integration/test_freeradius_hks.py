@@ -1,0 +1,251 @@
+"""Issue 3, points 2, 3, 5 and 6: the HKS inside a real FreeRADIUS, over real sockets."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pyrad.client
+import pyrad.packet
+import pytest
+
+from hkp_radius import crypto, ntp
+from hkp_radius import radius_attrs as ra
+from hkp_radius.constants import PRF, MacAlgorithm, MacSubtype, Status
+from hkp_radius.messages import HKResp, decode_message
+
+from .conftest import (
+    ALICE,
+    ALICE_HMK,
+    BARRED,
+    BARRED_HMK,
+    LONG_HMK,
+    LONG_NAI,
+    POLICY_HMK,
+    POLICY_PROHIBITED,
+    SHORT,
+    SHORT_HMK,
+    requires_freeradius,
+)
+from .hks_client import (
+    AR_ADDRESS,
+    CARE_OF_ADDRESS,
+    BuiltRequest,
+    access_request,
+    attributes,
+    build_hkreq,
+    now_ntp,
+    send,
+)
+
+pytestmark = requires_freeradius
+
+KEY_ATTRIBUTES = (ra.HANDOVER_KEY, ra.HKS_NONCE, ra.KEY_LIFETIME, ra.PRF_ATTRIBUTE, ra.TIMESTAMP)
+
+
+def expect_accept(reply: object, built: BuiltRequest, hmk: bytes) -> ra.HKSGrant:
+    assert reply.code == pyrad.packet.AccessAccept  # type: ignore[attr-defined]
+    grant = ra.parse_accept(attributes(reply))
+    expected = crypto.derive_hk(
+        hmk, built.prf, built.mn_nonce, grant.hks_nonce, built.nai, AR_ADDRESS
+    )
+    assert grant.handover_key == expected
+    assert len(grant.hks_nonce) == 16
+    assert grant.lifetime == 3600
+    assert grant.prf == built.prf
+    assert grant.timestamp == built.timestamp
+    return grant
+
+
+def expect_discard(reply: object) -> None:
+    assert reply.code == pyrad.packet.AccessReject  # type: ignore[attr-defined]
+    found = attributes(reply)
+    assert ra.STATUS_CODE not in found and ra.RESPONSE_HEADER not in found
+    assert not set(KEY_ATTRIBUTES) & set(found)
+
+
+def expect_error(reply: object, built: BuiltRequest, hmk: bytes, status: Status) -> HKResp:
+    """P7: an Access-Reject with the complete HKResp, signed with the HIK."""
+    assert reply.code == pyrad.packet.AccessReject  # type: ignore[attr-defined]
+    found = attributes(reply)
+    assert not set(KEY_ATTRIBUTES) & set(found), "a reject carries no key material"
+    refusal = ra.parse_reject(found)
+    assert refusal.status == status
+    assert refusal.response_header is not None
+    response = decode_message(refusal.response_header)
+    assert isinstance(response, HKResp)
+    assert response.status == status
+    assert response.message_id == built.message_id
+    assert (response.spi, response.lifetime) == (0, 0)
+    mac = response.mac(MacSubtype.MN_HKS)
+    assert mac is not None
+    hik = crypto.derive_hik(hmk, built.prf, built.message_id, mac.algorithm)
+    assert crypto.verify_mac(refusal.response_header, response, MacSubtype.MN_HKS, hik)
+    return response
+
+
+def test_accept_with_pyrad(strict_hks):
+    built = build_hkreq(ALICE, ALICE_HMK, timestamp=now_ntp())
+    reply = send(strict_hks.client(), built)
+    expect_accept(reply, built, ALICE_HMK)
+
+
+def test_accept_with_radclient(strict_hks):
+    built = build_hkreq(ALICE, ALICE_HMK, timestamp=now_ntp(), message_id=9)
+    request = ", ".join(
+        [
+            f'User-Name = "{ALICE.decode()}"',
+            f"HKP-Mobility-Header = {ra.to_hex(built.wire)}",
+            f"HKP-AR-Address = {ra.ipv6_text(AR_ADDRESS)}",
+            f"HKP-Care-of-Address = {ra.ipv6_text(CARE_OF_ADDRESS)}",
+            "Message-Authenticator = 0x00",
+        ]
+    )
+    result = subprocess.run(
+        [
+            "radclient",
+            "-D",
+            str(strict_hks.dictionary_dir),
+            "-x",
+            "-r",
+            "1",
+            "-t",
+            "3",
+            f"{strict_hks.address}:{strict_hks.port}",
+            "auth",
+            strict_hks.secret.decode(),
+        ],
+        input=request,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    received = result.stdout.split("Received Access-Accept", 1)[1]
+    values = dict(re.findall(r"^\s*(HKP-[\w-]+) = (\S+)$", received, re.MULTILINE))
+    hks_nonce = ra.from_hex(values[ra.HKS_NONCE])
+    expected = crypto.derive_hk(
+        ALICE_HMK, PRF.HMAC_SHA1, built.mn_nonce, hks_nonce, ALICE, AR_ADDRESS
+    )
+    assert ra.from_hex(values[ra.HANDOVER_KEY]) == expected
+    assert values[ra.KEY_LIFETIME] == "3600"
+    assert values[ra.PRF_ATTRIBUTE] == "HMAC-SHA1"
+    assert ra.from_hex(values[ra.TIMESTAMP]) == built.timestamp.to_bytes(8, "big")
+    assert "Message-Authenticator" in received
+
+
+def test_bad_mac_is_discarded(strict_hks):
+    built = build_hkreq(ALICE, ALICE_HMK, timestamp=now_ntp(), sign_with=bytes(20))
+    expect_discard(send(strict_hks.client(), built))
+
+
+def test_missing_mac_is_discarded(strict_hks):
+    built = build_hkreq(ALICE, ALICE_HMK, timestamp=now_ntp(), with_mac=False)
+    expect_discard(send(strict_hks.client(), built))
+
+
+def test_unknown_nai_is_discarded(strict_hks):
+    built = build_hkreq(b"nobody@example.net", ALICE_HMK, timestamp=now_ntp())
+    expect_discard(send(strict_hks.client(), built))
+
+
+def test_short_hmk_is_discarded_and_logged(strict_hks):
+    built = build_hkreq(SHORT, bytes(64), timestamp=now_ntp())  # MN side cannot derive either
+    expect_discard(send(strict_hks.client(), built))
+    assert "shorter than 64 octets" in strict_hks.log_text()
+    assert SHORT_HMK.hex() not in strict_hks.log_text()
+
+
+def test_disallowed_prf(strict_hks):
+    built = build_hkreq(ALICE, ALICE_HMK, timestamp=now_ntp(), prf=PRF.HMAC_SHA256)
+    response = expect_error(
+        send(strict_hks.client(), built), built, ALICE_HMK, Status.INVALID_PRF_ALG
+    )
+    assert response.prf == PRF.HMAC_SHA1  # the PRF the server requires
+
+
+def test_disallowed_mac_algorithm(strict_hks):
+    built = build_hkreq(
+        ALICE, ALICE_HMK, timestamp=now_ntp(), mac_algorithm=MacAlgorithm.HMAC_SHA256
+    )
+    response = expect_error(
+        send(strict_hks.client(), built), built, ALICE_HMK, Status.INVALID_MAC_ALG
+    )
+    assert response.mac(MacSubtype.MN_HKS).algorithm == MacAlgorithm.HMAC_SHA1
+
+
+def test_timestamp_required(strict_hks):
+    built = build_hkreq(ALICE, ALICE_HMK)
+    expect_error(send(strict_hks.client(), built), built, ALICE_HMK, Status.TIMESTAMP_REQD)
+
+
+@pytest.mark.parametrize("offset", [-60.0, +60.0])
+def test_stale_or_future_timestamp(strict_hks, offset):
+    built = build_hkreq(ALICE, ALICE_HMK, timestamp=now_ntp(offset))
+    response = expect_error(
+        send(strict_hks.client(), built), built, ALICE_HMK, Status.INVALID_TIMESTAMP
+    )
+    echoed = response.timestamp
+    assert echoed is not None
+    assert echoed & 0xFFFFFFFF == built.timestamp & 0xFFFFFFFF  # the MN's low 32 bits
+    assert abs(ntp.ntp_seconds(echoed) - ntp.ntp_seconds(now_ntp())) <= 5  # our high 32
+
+
+def test_replayed_timestamp(strict_hks):
+    timestamp = now_ntp()
+    first = build_hkreq(ALICE, ALICE_HMK, timestamp=timestamp)
+    expect_accept(send(strict_hks.client(), first), first, ALICE_HMK)
+    again = build_hkreq(ALICE, ALICE_HMK, timestamp=timestamp, message_id=8)
+    expect_error(send(strict_hks.client(), again), again, ALICE_HMK, Status.INVALID_TIMESTAMP)
+
+
+def test_prohibited_by_users_file(strict_hks):
+    built = build_hkreq(BARRED, BARRED_HMK, timestamp=now_ntp())
+    reply = send(strict_hks.client(), built)
+    expect_error(reply, built, BARRED_HMK, Status.ADMINISTRATIVELY_PROHIBITED)
+
+
+def test_prohibited_by_unlang_policy(strict_hks):
+    built = build_hkreq(POLICY_PROHIBITED, POLICY_HMK, timestamp=now_ntp())
+    reply = send(strict_hks.client(), built)
+    expect_error(reply, built, POLICY_HMK, Status.ADMINISTRATIVELY_PROHIBITED)
+
+
+def test_prohibited_needs_authentication_first(strict_hks):
+    built = build_hkreq(BARRED, BARRED_HMK, timestamp=now_ntp(), sign_with=bytes(20))
+    expect_discard(send(strict_hks.client(), built))
+
+
+def test_long_nai_split_over_attributes(strict_hks):
+    built = build_hkreq(LONG_NAI, LONG_HMK, timestamp=now_ntp())
+    assert len(ra.split_mobility_header(built.wire)) >= 2
+    expect_accept(send(strict_hks.client(), built), built, LONG_HMK)
+
+
+def test_request_without_message_authenticator_is_dropped(strict_hks):
+    client = strict_hks.client(timeout=0.5, retries=1)
+    built = build_hkreq(ALICE, ALICE_HMK, timestamp=now_ntp())
+    packet = access_request(client, built, message_authenticator=False)
+    assert not packet.message_authenticator
+    with pytest.raises(pyrad.client.Timeout):
+        client.SendPacket(packet)
+    later = build_hkreq(ALICE, ALICE_HMK, timestamp=now_ntp(), message_id=11)
+    expect_accept(send(strict_hks.client(), later), later, ALICE_HMK)
+
+
+@pytest.mark.parametrize("kind", ["accept", "error", "discard"])
+def test_every_reply_is_signed(strict_hks, kind):
+    """With enforce_ma pyrad drops a reply without a valid Message-Authenticator, so any
+    reply at all proves it carried one that verified."""
+    client = strict_hks.client()
+    client.enforce_ma = True
+    built = {
+        "accept": lambda: build_hkreq(ALICE, ALICE_HMK, timestamp=now_ntp(), message_id=12),
+        "error": lambda: build_hkreq(ALICE, ALICE_HMK, message_id=13),
+        "discard": lambda: build_hkreq(ALICE, ALICE_HMK, timestamp=now_ntp(), sign_with=bytes(20)),
+    }[kind]()
+    reply = client.SendPacket(access_request(client, built))
+    assert reply.message_authenticator
+    expected = pyrad.packet.AccessAccept if kind == "accept" else pyrad.packet.AccessReject
+    assert reply.code == expected
