@@ -1,0 +1,373 @@
+"""hkp-ar's configuration file: INI sections shaped like FreeRADIUS's proxy.conf
+(`home_server`, `realm`), read with configparser, validated whole at start.
+
+Every error is a ConfigError naming the section, the setting and what to put there.
+docs/ar.md documents every setting; ar_proxy/hkp-ar.conf.example shows them all.
+"""
+
+from __future__ import annotations
+
+import configparser
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hkp_radius.ar import ARConfig
+from hkp_radius.constants import HK_MAX_LIFETIME, CodePoints
+from hkp_radius.errors import ConfigError
+
+DEFAULT_UDP_PORT = 54135  # PROFILE P9
+DEFAULT_RADIUS_PORT = 1812
+PACKAGED_DICTIONARY = Path(__file__).resolve().parent.parent / "raddb" / "dictionary.pyrad"
+# Margin of the role's own deadline over the slowest realm's retry budget.
+DEADLINE_MARGIN = 5.0
+COA_MODES = ("neighbour", "static", "permissive")
+# Linux neighbour states (include/uapi/linux/neighbour.h) that show a live neighbour.
+NEIGHBOUR_STATES = {
+    "incomplete": 0x01,
+    "reachable": 0x02,
+    "stale": 0x04,
+    "delay": 0x08,
+    "probe": 0x10,
+    "failed": 0x20,
+    "noarp": 0x40,
+    "permanent": 0x80,
+}
+DEFAULT_NEIGHBOUR_STATES = "reachable stale delay probe permanent noarp"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+CODE_POINT_ITEMS = {  # the same names as the HKS module's config (freeradius_module)
+    "mh_type_hkreq": "hkreq",
+    "mh_type_hkresp": "hkresp",
+    "option_handover_nonce": "nonce_option",
+    "option_mac": "mac_option",
+    "option_timestamp": "timestamp_option",
+    "option_mn_id": "mn_id_option",
+}
+
+KNOWN = {
+    "ar": {"address", "nas_identifier", "nas_ip_address", "nas_ipv6_address", "netns",
+           "key_store", "dictionary"},
+    "udp": {"enabled", "listen", "port"},
+    "raw": {"enabled", "listen"},
+    "policy": {"require_timestamp", "accept_null_coa", "default_lifetime", "max_lifetime",
+               "response_cache_time", "retransmit_interval", "max_records", "hks_deadline"},
+    "coa_validation": {"mode", "static_table", "neighbour_states", "check_timeout"},
+    "log": {"level", "file"},
+    "code_points": set(CODE_POINT_ITEMS),
+    "home_server": {"ipaddr", "port", "secret", "response_window", "retries",
+                    "revive_interval"},
+    "realm": {"home_servers"},
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class HomeServer:
+    name: str
+    host: str
+    port: int
+    secret: bytes = field(repr=False)
+    response_window: float = 1.0  # seconds to wait for each (re)transmission
+    retries: int = 2  # retransmissions after the first send
+    revive_interval: float = 30.0  # a silent server is tried last for this long
+
+    @property
+    def budget(self) -> float:
+        return self.response_window * (self.retries + 1)
+
+
+@dataclass(frozen=True)
+class Realm:
+    name: str  # lower case; DEFAULT and NULL as in FreeRADIUS's proxy.conf
+    servers: tuple[HomeServer, ...]
+
+    @property
+    def budget(self) -> float:
+        return sum(server.budget for server in self.servers)
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    ar_address: bytes
+    nas_identifier: str
+    nas_ip_address: str | None
+    nas_ipv6_address: str | None
+    netns: str | None
+    key_store: str
+    dictionary: str
+    udp_enabled: bool
+    udp_listen: str
+    udp_port: int
+    raw_enabled: bool
+    raw_listen: str
+    coa_mode: str
+    static_table: str | None
+    neighbour_states: int
+    log_level: str
+    log_file: str | None
+    realms: dict[str, Realm]
+    role: ARConfig
+    source: str = ""
+
+    @property
+    def ar_address_text(self) -> str:
+        return str(ipaddress.IPv6Address(self.ar_address))
+
+    def realm_for(self, nai: bytes) -> Realm | None:
+        """FreeRADIUS's realm module (suffix): the part after the last '@'; a NAI without
+        one is realm NULL; a realm without a section falls back to DEFAULT."""
+        text = nai.decode("utf-8", "replace")
+        name = text.rpartition("@")[2].lower() if "@" in text else "null"
+        return self.realms.get(name) or self.realms.get("default")
+
+
+class _Reader:
+    """Typed access to one section, with errors that name the setting."""
+
+    def __init__(self, parser: configparser.RawConfigParser, section: str, source: str) -> None:
+        self.section = section
+        self.items = dict(parser.items(section)) if parser.has_section(section) else {}
+        self.where = f"{source}: [{section}]"
+        known = KNOWN[section.split()[0]]
+        unknown = sorted(set(self.items) - known)
+        if unknown:
+            raise ConfigError(
+                f"{self.where}: unknown setting {unknown[0]!r}; known settings are "
+                f"{', '.join(sorted(known))}"
+            )
+
+    def fail(self, key: str, what: str) -> ConfigError:
+        return ConfigError(f"{self.where} {key} = {self.items.get(key, '')!r}: {what}")
+
+    def text(self, key: str, default: str | None = None) -> str | None:
+        value = self.items.get(key, "").strip()
+        return value if value else default
+
+    def required(self, key: str, what: str) -> str:
+        value = self.text(key)
+        if value is None:
+            raise ConfigError(f"{self.where}: {key} is required ({what})")
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.text(key)
+        if value is None:
+            return default
+        lowered = value.lower()
+        if lowered in ("yes", "true", "on", "1"):
+            return True
+        if lowered in ("no", "false", "off", "0"):
+            return False
+        raise self.fail(key, "write yes or no")
+
+    def number(self, key: str, default: float, low: float, high: float) -> float:
+        value = self.text(key)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            raise self.fail(key, f"write a number of seconds from {low} to {high}") from None
+        if not low <= number <= high:
+            raise self.fail(key, f"must be from {low} to {high}")
+        return number
+
+    def integer(self, key: str, default: int, low: int, high: int) -> int:
+        value = self.text(key)
+        if value is None:
+            return default
+        try:
+            number = int(value, 0)
+        except ValueError:
+            raise self.fail(key, f"write a whole number from {low} to {high}") from None
+        if not low <= number <= high:
+            raise self.fail(key, f"must be from {low} to {high}")
+        return number
+
+    def ip(self, key: str, default: str | None, version: int | None = None) -> str | None:
+        value = self.text(key, default)
+        if value is None:
+            return None
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError:
+            raise self.fail(key, "write an IP address (no brackets, no port)") from None
+        if version is not None and address.version != version:
+            raise self.fail(key, f"write an IPv{version} address")
+        return str(address)
+
+
+def load_config(path: str | os.PathLike[str]) -> DaemonConfig:
+    source = str(path)
+    parser = configparser.RawConfigParser(inline_comment_prefixes=(";", "#"))
+    try:
+        with open(path, encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read the configuration file: {exc.strerror}") from None
+    except configparser.Error as exc:
+        raise ConfigError(f"{source}: not an INI file: {exc.message}") from None
+    return parse_config(parser, source)
+
+
+def parse_config(parser: configparser.RawConfigParser, source: str) -> DaemonConfig:
+    for section in parser.sections():
+        if section.split()[0] not in KNOWN:
+            raise ConfigError(
+                f"{source}: unknown section [{section}]; known are [ar], [udp], [raw], "
+                "[policy], [coa_validation], [log], [code_points], [home_server NAME], "
+                "[realm NAME]"
+            )
+    ar = _Reader(parser, "ar", source)
+    address = ar.ip("address", None, 6)
+    if address is None:
+        raise ConfigError(
+            f"{source}: [ar] address is required (the AR's IPv6 address as the MNs see it, "
+            "the AR-ID of PROFILE P4/P9)"
+        )
+    dictionary = ar.text("dictionary", str(PACKAGED_DICTIONARY)) or ""
+    if not os.path.isfile(dictionary):
+        raise ar.fail("dictionary", "no such file (the pyrad dictionary, raddb/dictionary.pyrad)")
+    key_store = ar.required("key_store", "a path for the SQLite key database")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(key_store))):
+        raise ar.fail("key_store", "its directory does not exist")
+
+    udp = _Reader(parser, "udp", source)
+    raw = _Reader(parser, "raw", source)
+    udp_enabled = udp.boolean("enabled", True)
+    raw_enabled = raw.boolean("enabled", False)
+    if not udp_enabled and not raw_enabled:
+        raise ConfigError(f"{source}: enable [udp] or [raw] (enabled = yes), or both")
+
+    coa = _Reader(parser, "coa_validation", source)
+    mode = (coa.text("mode", "neighbour") or "").lower()
+    if mode not in COA_MODES:
+        raise coa.fail("mode", f"write one of {', '.join(COA_MODES)}")
+    static_table = coa.text("static_table")
+    if mode == "static":
+        if static_table is None:
+            raise ConfigError(
+                f"{source}: [coa_validation] static_table is required with mode = static"
+            )
+        if not os.path.isfile(static_table):
+            raise coa.fail("static_table", "no such file")
+    states = 0
+    for word in (coa.text("neighbour_states", DEFAULT_NEIGHBOUR_STATES) or "").lower().split():
+        if word not in NEIGHBOUR_STATES:
+            raise coa.fail(
+                "neighbour_states", f"{word!r} is not one of {', '.join(NEIGHBOUR_STATES)}"
+            )
+        states |= NEIGHBOUR_STATES[word]
+
+    log = _Reader(parser, "log", source)
+    level = (log.text("level", "info") or "").lower()
+    if level not in LOG_LEVELS:
+        raise log.fail("level", f"write one of {', '.join(LOG_LEVELS)}")
+
+    realms = _realms(parser, source)
+    budget = max(realm.budget for realm in realms.values())
+    policy = _Reader(parser, "policy", source)
+    hks_deadline = policy.number("hks_deadline", budget + DEADLINE_MARGIN, 0.1, 3600)
+    if hks_deadline <= budget:
+        raise policy.fail(
+            "hks_deadline",
+            f"must exceed the slowest realm's retry budget of {budget:g} s "
+            "(servers x (retries + 1) x response_window)",
+        )
+    try:
+        role = ARConfig(
+            require_timestamp=policy.boolean("require_timestamp", False),
+            accept_null_coa=policy.boolean("accept_null_coa", True),
+            default_lifetime=policy.integer("default_lifetime", 3600, 1, HK_MAX_LIFETIME),
+            max_lifetime=policy.integer("max_lifetime", HK_MAX_LIFETIME, 1, HK_MAX_LIFETIME),
+            response_cache_time=policy.number("response_cache_time", 1.0, 0.01, 60),
+            retransmit_interval=policy.number("retransmit_interval", 1.0, 0.01, 60),
+            coa_check_timeout=coa.number("check_timeout", 2.0, 0.01, 60),
+            hks_deadline=hks_deadline,
+            max_records=policy.integer("max_records", 4096, 1, 1_000_000),
+            code_points=_code_points(parser, source),
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: [policy] {exc}") from None
+    return DaemonConfig(
+        ar_address=ipaddress.IPv6Address(address).packed,
+        nas_identifier=ar.text("nas_identifier", "hkp-ar") or "hkp-ar",
+        nas_ip_address=ar.ip("nas_ip_address", None, 4),
+        nas_ipv6_address=ar.ip("nas_ipv6_address", None, 6),
+        netns=ar.text("netns"),
+        key_store=key_store,
+        dictionary=dictionary,
+        udp_enabled=udp_enabled,
+        udp_listen=udp.ip("listen", "::") or "::",
+        udp_port=udp.integer("port", DEFAULT_UDP_PORT, 0, 65535),
+        raw_enabled=raw_enabled,
+        raw_listen=raw.ip("listen", "::", 6) or "::",
+        coa_mode=mode,
+        static_table=static_table,
+        neighbour_states=states,
+        log_level=level,
+        log_file=log.text("file"),
+        realms=realms,
+        role=role,
+        source=source,
+    )
+
+
+def _code_points(parser: configparser.RawConfigParser, source: str) -> CodePoints:
+    section = _Reader(parser, "code_points", source)
+    values = {
+        field_name: section.integer(item, getattr(CodePoints(), field_name), 0, 255)
+        for item, field_name in CODE_POINT_ITEMS.items()
+    }
+    try:
+        return CodePoints(**values)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: [code_points] {exc}") from None
+
+
+def _realms(parser: configparser.RawConfigParser, source: str) -> dict[str, Realm]:
+    servers: dict[str, HomeServer] = {}
+    for section in parser.sections():
+        kind, _, name = section.partition(" ")
+        if kind != "home_server":
+            continue
+        if not name.strip():
+            raise ConfigError(f"{source}: [home_server] needs a name: [home_server hks1]")
+        reader = _Reader(parser, section, source)
+        secret = reader.required("secret", "the RADIUS shared secret with this HKS")
+        servers[name.strip()] = HomeServer(
+            name=name.strip(),
+            host=reader.ip("ipaddr", None) or _missing(reader, "ipaddr", "the HKS's IP address"),
+            port=reader.integer("port", DEFAULT_RADIUS_PORT, 1, 65535),
+            secret=secret.encode("utf-8"),
+            response_window=reader.number("response_window", 1.0, 0.01, 60),
+            retries=reader.integer("retries", 2, 0, 10),
+            revive_interval=reader.number("revive_interval", 30.0, 0, 86400),
+        )
+    realms: dict[str, Realm] = {}
+    for section in parser.sections():
+        kind, _, name = section.partition(" ")
+        if kind != "realm":
+            continue
+        if not name.strip():
+            raise ConfigError(
+                f"{source}: [realm] needs a name: [realm example.net], DEFAULT or NULL"
+            )
+        reader = _Reader(parser, section, source)
+        names = reader.required("home_servers", "home_server names, tried in order") or ""
+        group = []
+        for server in names.replace(",", " ").split():
+            if server not in servers:
+                raise reader.fail("home_servers", f"no [home_server {server}] section")
+            group.append(servers[server])
+        realms[name.strip().lower()] = Realm(name.strip().lower(), tuple(group))
+    if not realms:
+        raise ConfigError(
+            f"{source}: no [realm NAME] section: add one (or [realm DEFAULT]) with "
+            "home_servers = ... naming [home_server NAME] sections"
+        )
+    return realms
+
+
+def _missing(reader: _Reader, key: str, what: str) -> str:
+    raise ConfigError(f"{reader.where}: {key} is required ({what})")

@@ -1,0 +1,328 @@
+"""hkp-ar: the access router of draft-vidya-mipshop-handover-keys-aaa-04 as a daemon.
+
+    hkp-ar -c /etc/hkp-ar/hkp-ar.conf        (or: python3 -m ar_proxy -c ...)
+
+The protocol decisions are the sans-I/O AR role (hkp_radius.ar); this module only
+carries its actions out: HKResps to the transports, Access-Requests to the RADIUS
+client, CoA checks to the validator, key changes to the SQLite store, exchanges to
+the log. Logs are JSON lines; once every socket is bound it logs {"event": "ready"}.
+SIGTERM and SIGINT stop it cleanly (pending key writes are committed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Hashable
+from typing import Any
+
+from pyrad.dictionary import Dictionary
+
+from hkp_radius.ar import AccessRouter
+from hkp_radius.ar_events import (
+    Action,
+    CancelAccessRequest,
+    DeleteKey,
+    Discarded,
+    ExchangeDone,
+    HKSAnswer,
+    SendAccessRequest,
+    SendHKResp,
+    StoreKey,
+    ValidateCoA,
+)
+from hkp_radius.errors import ConfigError
+
+from .config import DaemonConfig, load_config
+from .keystore import SqliteKeyStore
+from .neighbours import (
+    NeighbourMonitor,
+    NeighbourValidator,
+    PermissiveValidator,
+    StaticValidator,
+    Validator,
+)
+from .radius_client import RadiusClient
+from .transports import RawTransport, UdpTransport, network_namespace
+
+log = logging.getLogger("hkp-ar")
+EXIT_CONFIG = 2
+EXIT_STARTUP = 3
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: {"time", "level", "event", ...fields}."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update(fields)
+        else:
+            entry["event"] = "message"
+            entry["message"] = record.getMessage()
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(entry, separators=(", ", ": "))
+
+
+def emit(level: int, event: str, **fields: Any) -> None:
+    if log.isEnabledFor(level):
+        log.log(level, event, extra={"fields": {"event": event, **fields}})
+
+
+def address_text(address: bytes | None) -> str | None:
+    return None if address is None else str(ipaddress.IPv6Address(address))
+
+
+def nai_text(nai: bytes | None) -> str | None:
+    return None if nai is None else nai.decode("utf-8", "backslashreplace")
+
+
+class ARDaemon:
+    def __init__(self, config: DaemonConfig, random_bytes: Any = os.urandom) -> None:
+        self.config = config
+        self.role = AccessRouter(config.role, random_bytes)
+        self.keystore = SqliteKeyStore(config.key_store)
+        self.udp: UdpTransport | None = None
+        self.raw: RawTransport | None = None
+        self.validator: Validator = PermissiveValidator()
+        self.monitor: NeighbourMonitor | None = None
+        self.radius: RadiusClient | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.discarded = 0
+
+    # ---- life cycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = self._loop = asyncio.get_running_loop()
+        cfg = self.config
+        self._apply(self.role.load_keys(self.keystore.load(), time.time()))
+        self.keystore.start()
+        self.radius = RadiusClient(
+            Dictionary(cfg.dictionary),
+            self._radius_answer,
+            self._radius_timeout,
+            nas_identifier=cfg.nas_identifier,
+            nas_ip_address=cfg.nas_ip_address,
+            nas_ipv6_address=cfg.nas_ipv6_address
+            or (None if cfg.nas_ip_address else cfg.ar_address_text),
+        )
+        with network_namespace(cfg.netns):
+            udp_sock = (
+                UdpTransport.open_socket(cfg.udp_listen, cfg.udp_port) if cfg.udp_enabled else None
+            )
+            raw_sock = RawTransport.open_socket(cfg.raw_listen) if cfg.raw_enabled else None
+            if cfg.coa_mode == "neighbour":
+                self.validator = NeighbourValidator(
+                    cfg.neighbour_states, NeighbourValidator.open_socket
+                )
+            monitor_sock = NeighbourMonitor.open_socket()
+        if cfg.coa_mode == "static" and cfg.static_table:
+            self.validator = StaticValidator(cfg.static_table)
+        self.monitor = NeighbourMonitor(self._neighbour_gone, monitor_sock)
+        self.monitor.start(loop)
+        if udp_sock is not None:
+            udp = UdpTransport(self._datagram, cfg.ar_address)
+            transport, _ = await loop.create_datagram_endpoint(lambda: udp, sock=udp_sock)
+            udp.transport = transport
+            self.udp = udp
+        if raw_sock is not None:
+            self.raw = RawTransport(self._datagram, raw_sock)
+            self.raw.start(loop)
+        self._rearm()
+        emit(
+            logging.INFO,
+            "ready",
+            pid=os.getpid(),
+            udp=self.udp.bound if self.udp else None,
+            raw=self.raw.bound if self.raw else None,
+            ar_address=cfg.ar_address_text,
+            netns=cfg.netns,
+            coa_validation=cfg.coa_mode,
+            keys=len(self.role.keys),
+            realms=sorted(cfg.realms),
+        )
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.udp is not None and self.udp.transport is not None:
+            self.udp.transport.close()
+        if self.raw is not None:
+            self.raw.close()
+        if self.monitor is not None:
+            self.monitor.close()
+        if self.radius is not None:
+            await self.radius.close()
+        self.validator.close()
+        await asyncio.get_running_loop().run_in_executor(None, self.keystore.close)
+        emit(logging.INFO, "stopped", keys=len(self.role.keys), discarded=self.discarded)
+
+    # ---- inputs to the role ----------------------------------------------------------
+
+    def _guarded(self, what: str, call: Any, *args: Any) -> None:
+        """Every input goes through here: the daemon never dies on a packet."""
+        try:
+            actions = call(*args, time.time())
+        except Exception:
+            log.exception("internal error handling %s", what)
+            return
+        self._apply(actions)
+
+    def _datagram(self, data: bytes, peer: Hashable, ar_address: bytes) -> None:
+        self._guarded("an HKReq", self.role.receive_hkreq, data, peer, ar_address)
+
+    def _radius_answer(self, ref: int, answer: HKSAnswer) -> None:
+        self._guarded("a RADIUS answer", self.role.receive_radius_answer, ref, answer)
+
+    def _radius_timeout(self, ref: int, reason: str) -> None:
+        try:
+            actions = self.role.radius_timeout(ref, time.time(), reason)
+        except Exception:
+            log.exception("internal error handling a RADIUS timeout")
+            return
+        self._apply(actions)
+
+    def _neighbour_gone(self, coa: bytes) -> None:
+        emit(logging.DEBUG, "neighbour-gone", coa=address_text(coa))
+        self._guarded("a neighbour notification", self.role.neighbour_gone, coa)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._guarded("a timer", self.role.on_timer)
+
+    async def _validate(self, action: ValidateCoA) -> None:
+        try:
+            valid = await self.validator.validate(action.coa, action.nai, action.peer)
+        except Exception:
+            log.exception("CoA validator failed")
+            valid = False
+        self._guarded("a CoA check", self.role.coa_validated, action.ref, valid)
+
+    # ---- actions ---------------------------------------------------------------------
+
+    def _apply(self, actions: list[Action]) -> None:
+        for action in actions:
+            try:
+                self._carry_out(action)
+            except Exception:
+                log.exception("internal error carrying out %s", type(action).__name__)
+        self._rearm()
+
+    def _carry_out(self, action: Action) -> None:
+        if isinstance(action, SendHKResp):
+            peer: Any = action.peer
+            if peer[0] == "udp" and self.udp is not None:
+                self.udp.send(peer, action.wire)
+            elif peer[0] == "raw" and self.raw is not None:
+                self.raw.send(peer, action.ar_address, action.wire)
+        elif isinstance(action, SendAccessRequest):
+            assert self.radius is not None
+            self.radius.send(action, self.config.realm_for(action.nai))
+        elif isinstance(action, CancelAccessRequest):
+            if self.radius is not None:
+                self.radius.cancel(action.ref)
+        elif isinstance(action, ValidateCoA):
+            assert self._loop is not None
+            self._loop.create_task(self._validate(action))
+        elif isinstance(action, StoreKey):
+            self.keystore.store(action.key)
+        elif isinstance(action, DeleteKey):
+            self.keystore.delete(action.spi)
+            emit(logging.INFO, "key-deleted", spi=action.spi, reason=action.reason)
+        elif isinstance(action, ExchangeDone):
+            self._log_exchange(action)
+        elif isinstance(action, Discarded):
+            self.discarded += 1
+            emit(logging.DEBUG, "discarded", reason=action.reason, nai=nai_text(action.nai))
+
+    def _log_exchange(self, done: ExchangeDone) -> None:
+        emit(
+            logging.INFO,
+            "exchange",
+            nai=nai_text(done.nai),
+            message_id=done.message_id,
+            coa=address_text(done.care_of_address),
+            spi=done.spi,
+            outcome=done.outcome.value,
+            status=done.status,
+            ms=round(done.duration * 1000, 3),
+            reason=done.reason or None,
+        )
+
+    def _rearm(self) -> None:
+        if self._loop is None:
+            return
+        when = self.role.next_timer()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if when is not None:
+            self._timer = self._loop.call_later(max(0.0, when - time.time()), self._on_timer)
+
+
+def setup_logging(config: DaemonConfig | None, level: str = "info") -> None:
+    handler: logging.Handler
+    if config is not None and config.log_file:
+        handler = logging.FileHandler(config.log_file)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger("hkp-ar")
+    root.handlers[:] = [handler]
+    root.setLevel((config.log_level if config else level).upper())
+    root.propagate = False
+
+
+async def serve(config: DaemonConfig) -> int:
+    daemon = ARDaemon(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await daemon.start()
+    except (OSError, ConfigError) as exc:
+        emit(logging.ERROR, "startup-failed", error=str(exc))
+        await daemon.stop()
+        return EXIT_CONFIG if isinstance(exc, ConfigError) else EXIT_STARTUP
+    await stop.wait()
+    await daemon.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="hkp-ar",
+        description="Handover key access router (draft-vidya-mipshop-handover-keys-aaa-04)",
+    )
+    parser.add_argument("-c", "--config", required=True, help="configuration file (INI)")
+    parser.add_argument("--check", action="store_true", help="validate the configuration and exit")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"hkp-ar: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.check:
+        print(f"hkp-ar: {args.config}: configuration is valid")
+        return 0
+    setup_logging(config)
+    return asyncio.run(serve(config))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

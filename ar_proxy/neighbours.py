@@ -1,0 +1,200 @@
+"""CoA validation (draft §6.3, §7.4) and neighbour-cache monitoring (§6.3: "When the
+neighbor cache entry for the CoA expires, the AR MUST disassociate the key").
+
+Validators answer `await validate(coa, nai, peer) -> bool`:
+- NeighbourValidator: the kernel's IPv6 neighbour cache over rtnetlink (stdlib
+  AF_NETLINK): the CoA must have an entry in one of the configured states.
+- StaticValidator: a table file, one "ADDRESS [NAI]" per line ("#" comments).
+- PermissiveValidator: every CoA is valid (labs only).
+NeighbourMonitor follows RTM_DELNEIGH / FAILED notifications and reports the address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+import struct
+import threading
+from collections.abc import Callable, Hashable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
+
+from hkp_radius.errors import ConfigError
+
+log = logging.getLogger("hkp-ar.coa")
+
+NETLINK_ROUTE = 0
+RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
+NLMSG_ERROR, NLMSG_DONE = 2, 3
+NLM_F_REQUEST, NLM_F_DUMP = 0x01, 0x300
+RTMGRP_NEIGH = 0x04  # 1 << (RTNLGRP_NEIGH - 1)
+NDA_DST = 1
+NUD_FAILED = 0x20
+NLMSGHDR = struct.Struct("=IHHII")
+NDMSG = struct.Struct("=BBHiHBB")
+RTATTR = struct.Struct("=HH")
+NETLINK_TIMEOUT = 2.0  # a local dump answers in microseconds; this only bounds a stuck kernel
+RECV_BUFFER = 1 << 16
+
+
+class Validator(Protocol):
+    async def validate(self, coa: bytes, nai: bytes, peer: Hashable) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class PermissiveValidator:
+    async def validate(self, coa: bytes, nai: bytes, peer: Hashable) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+class StaticValidator:
+    def __init__(self, path: str) -> None:
+        self.table: dict[bytes, bytes | None] = {}
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                words = line.split("#", 1)[0].split()
+                if not words:
+                    continue
+                if len(words) > 2:
+                    raise ConfigError(f"{path}:{number}: write 'ADDRESS [NAI]'")
+                try:
+                    address = ipaddress.IPv6Address(words[0]).packed
+                except ValueError:
+                    raise ConfigError(
+                        f"{path}:{number}: {words[0]!r} is not an IPv6 address"
+                    ) from None
+                self.table[address] = words[1].encode("utf-8") if len(words) == 2 else None
+
+    async def validate(self, coa: bytes, nai: bytes, peer: Hashable) -> bool:
+        if coa not in self.table:
+            return False
+        owner = self.table[coa]
+        return owner is None or owner == nai
+
+    def close(self) -> None:
+        pass
+
+
+def _messages(data: bytes) -> Iterator[tuple[int, bytes]]:
+    offset = 0
+    while offset + NLMSGHDR.size <= len(data):
+        length, kind, _flags, _seq, _pid = NLMSGHDR.unpack_from(data, offset)
+        if length < NLMSGHDR.size or offset + length > len(data):
+            return
+        yield kind, data[offset + NLMSGHDR.size : offset + length]
+        offset += (length + 3) & ~3
+
+
+def parse_neighbour(body: bytes) -> tuple[bytes | None, int, int]:
+    """(IPv6 destination or None, NUD state, ifindex) of an ndmsg and its attributes."""
+    if len(body) < NDMSG.size:
+        return None, 0, 0
+    family, _, _, ifindex, state, _flags, _type = NDMSG.unpack_from(body)
+    if family != socket.AF_INET6:
+        return None, state, ifindex
+    offset = NDMSG.size
+    while offset + RTATTR.size <= len(body):
+        length, kind = RTATTR.unpack_from(body, offset)
+        if length < RTATTR.size:
+            break
+        if kind == NDA_DST and length - RTATTR.size == 16:
+            return body[offset + 4 : offset + 20], state, ifindex
+        offset += (length + 3) & ~3
+    return None, state, ifindex
+
+
+class NeighbourValidator:
+    """Looks the CoA up in a fresh dump of the neighbour table, off the event loop."""
+
+    def __init__(self, states: int, sock_factory: Callable[[], socket.socket]) -> None:
+        self.states = states
+        self._sock = sock_factory()  # created in the access network's namespace
+        self._sock.settimeout(NETLINK_TIMEOUT)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hkp-ar-neigh")
+        self._lock = threading.Lock()
+        self._seq = 0
+
+    @staticmethod
+    def open_socket() -> socket.socket:
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+        sock.bind((0, 0))
+        return sock
+
+    def lookup(self, coa: bytes) -> int | None:
+        """The NUD state of `coa`'s entry (blocking), or None."""
+        with self._lock:
+            self._seq += 1
+            request = NDMSG.pack(socket.AF_INET6, 0, 0, 0, 0, 0, 0)
+            header = NLMSGHDR.pack(NLMSGHDR.size + len(request), RTM_GETNEIGH,
+                                   NLM_F_REQUEST | NLM_F_DUMP, self._seq, 0)  # fmt: skip
+            self._sock.send(header + request)
+            found = None
+            while True:
+                data = self._sock.recv(RECV_BUFFER)
+                for kind, body in _messages(data):
+                    if kind in (NLMSG_DONE, NLMSG_ERROR):
+                        return found
+                    if kind == RTM_NEWNEIGH:
+                        address, state, _ = parse_neighbour(body)
+                        if address == coa:
+                            found = state if found is None else found | state
+
+    async def validate(self, coa: bytes, nai: bytes, peer: Hashable) -> bool:
+        loop = asyncio.get_running_loop()
+        try:
+            state = await loop.run_in_executor(self._executor, self.lookup, coa)
+        except OSError as exc:
+            log.warning("neighbour cache lookup failed: %s", exc)
+            return False
+        return state is not None and bool(state & self.states)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._sock.close()
+
+
+class NeighbourMonitor:
+    """Reports IPv6 neighbour entries that went (deleted, or FAILED)."""
+
+    def __init__(self, on_gone: Callable[[bytes], None], sock: socket.socket) -> None:
+        self._on_gone = on_gone
+        self.sock = sock
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @staticmethod
+    def open_socket() -> socket.socket:
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+        sock.bind((0, RTMGRP_NEIGH))
+        sock.setblocking(False)
+        return sock
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        loop.add_reader(self.sock.fileno(), self._readable)
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+
+    def _readable(self) -> None:
+        while True:
+            try:
+                data = self.sock.recv(RECV_BUFFER)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # ENOBUFS: notifications lost; carry on
+                log.warning("neighbour monitor: %s", exc)
+                return
+            for kind, body in _messages(data):
+                address, state, _ = parse_neighbour(body)
+                if address is None:
+                    continue
+                if kind == RTM_DELNEIGH or (kind == RTM_NEWNEIGH and state & NUD_FAILED):
+                    self._on_gone(address)

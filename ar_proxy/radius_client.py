@@ -1,0 +1,327 @@
+"""RADIUS to the HKS (PROFILE P8): pyrad packets over our own asyncio sockets.
+
+pyrad encodes and decodes; this module owns identifiers, retransmission and fail-over
+so that their timing is exact (pyrad's ClientAsync defaults can stall for minutes).
+
+Per request: the realm of the NAI gives a group of home servers (config.Realm). Each
+server is sent the same packet (same Identifier and Request Authenticator, RFC 5080
+§2.2.1) `retries + 1` times, `response_window` apart; then the next server. A server
+that stayed silent is tried last for `revive_interval`. Every request carries a
+Message-Authenticator; every reply must carry a valid one and a valid Response
+Authenticator (pyrad VerifyReply, enforce_ma), or it is dropped as if never received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pyrad import packet as rpacket
+from pyrad.dictionary import Dictionary
+
+from hkp_radius import radius_attrs
+from hkp_radius.ar_events import HKSAccept, HKSAnswer, HKSReject, SendAccessRequest
+from hkp_radius.errors import DecodeError
+
+from .config import HomeServer, Realm
+
+log = logging.getLogger("hkp-ar.radius")
+
+IDS_PER_SOCKET = 256  # RFC 2865 §3: the Identifier is one octet
+MAX_RADIUS_PACKET = 4096  # RFC 2865 §3
+SALT_LENGTH = 2  # RFC 2548 §2.4.2
+MD5_BLOCK = 16
+
+
+def salt_decrypt(secret: bytes, request_authenticator: bytes, value: bytes) -> bytes:
+    """RFC 2548 §2.4.2 (FreeRADIUS encrypt=2): Salt | C(1) | C(2)..., where
+    b(1) = MD5(S + R + Salt), b(i) = MD5(S + C(i-1)), P(i) = C(i) xor b(i); the plaintext
+    is a length octet, the key, zero padding. Raises ValueError (never with key bytes)."""
+    body = value[SALT_LENGTH:]
+    if len(value) < SALT_LENGTH + MD5_BLOCK or len(body) % MD5_BLOCK:
+        raise ValueError("salt-encrypted value has an invalid length")
+    if not value[0] & 0x80:
+        raise ValueError("salt-encrypted value: the salt's high bit is not set")
+    plain = bytearray()
+    chain = request_authenticator + value[:SALT_LENGTH]
+    for start in range(0, len(body), MD5_BLOCK):
+        block = body[start : start + MD5_BLOCK]
+        pad = hashlib.md5(secret + chain).digest()  # noqa: S324 - RFC 2548 mandates MD5
+        plain += bytes(c ^ p for c, p in zip(block, pad, strict=True))
+        chain = block
+    length = plain[0]
+    if length + 1 > len(plain) or any(plain[length + 1 :]):
+        raise ValueError("salt-encrypted value: the length octet or padding is wrong")
+    return bytes(plain[1 : length + 1])
+
+
+_ReplyFuture = asyncio.Future[tuple[bytes, rpacket.AuthPacket]]
+
+
+@dataclass
+class _Flight:
+    ref: int
+    request: SendAccessRequest
+    realm: Realm
+    started: float
+    task: asyncio.Task[None] | None = None
+
+
+class _Lane(asyncio.DatagramProtocol):
+    """One UDP socket to one home server: up to 256 requests in flight."""
+
+    def __init__(self, server: HomeServer) -> None:
+        self.server = server
+        self.transport: asyncio.DatagramTransport | None = None
+        self.waiting: dict[int, tuple[rpacket.AuthPacket, _ReplyFuture]] = {}
+        self.dictionary: Dictionary | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+
+    def free_id(self) -> int | None:
+        if len(self.waiting) >= IDS_PER_SOCKET:
+            return None
+        start = secrets.randbelow(IDS_PER_SOCKET)
+        for offset in range(IDS_PER_SOCKET):
+            candidate = (start + offset) % IDS_PER_SOCKET
+            if candidate not in self.waiting:
+                return candidate
+        return None
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        if len(data) < 20:
+            return
+        entry = self.waiting.get(data[1])
+        if entry is None:
+            log.debug("reply from %s for no request in flight (id %d)", self.server.name, data[1])
+            return
+        request, future = entry
+        try:
+            reply = rpacket.AuthPacket(packet=data, secret=self.server.secret, dict=self.dictionary)
+        except Exception as exc:  # pyrad raises several kinds on garbage
+            log.warning("undecodable reply from home server %s: %s", self.server.name, exc)
+            return
+        if reply.code not in (rpacket.AccessAccept, rpacket.AccessReject):
+            log.warning("home server %s answered with code %d", self.server.name, reply.code)
+            return
+        try:
+            valid = request.VerifyReply(reply, data, enforce_ma=True)
+        except Exception:
+            valid = False
+        if not valid:
+            log.warning(
+                "reply from home server %s failed the Response Authenticator or "
+                "Message-Authenticator check (wrong secret?): dropped",
+                self.server.name,
+            )
+            return
+        if not future.done():
+            future.set_result((data, reply))
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("home server %s: %s", self.server.name, exc)
+
+
+class RadiusClient:
+    def __init__(
+        self,
+        dictionary: Dictionary,
+        on_answer: Callable[[int, HKSAnswer], None],
+        on_timeout: Callable[[int, str], None],
+        nas_identifier: str | None = None,
+        nas_ip_address: str | None = None,
+        nas_ipv6_address: str | None = None,
+    ) -> None:
+        self.dictionary = dictionary
+        self._on_answer = on_answer
+        self._on_timeout = on_timeout
+        self._nas = (nas_identifier, nas_ip_address, nas_ipv6_address)
+        self._lanes: dict[str, list[_Lane]] = {}
+        self._dead_until: dict[str, float] = {}
+        self._flights: dict[int, _Flight] = {}
+        self._vendor_id = dictionary.vendors.GetForward("HKP")
+
+    # ---- the role's actions ------------------------------------------------------------
+
+    def send(self, request: SendAccessRequest, realm: Realm | None) -> None:
+        if realm is None:
+            reason = "no [realm] section for this NAI and no [realm DEFAULT]"
+            asyncio.get_running_loop().call_soon(self._on_timeout, request.ref, reason)
+            return
+        flight = _Flight(request.ref, request, realm, time.monotonic())
+        self._flights[request.ref] = flight
+        flight.task = asyncio.get_running_loop().create_task(self._run(flight))
+
+    def cancel(self, ref: int) -> None:
+        flight = self._flights.pop(ref, None)
+        if flight is not None and flight.task is not None:
+            flight.task.cancel()
+
+    async def close(self) -> None:
+        for ref in list(self._flights):
+            self.cancel(ref)
+        for lanes in self._lanes.values():
+            for lane in lanes:
+                if lane.transport is not None:
+                    lane.transport.close()
+        self._lanes.clear()
+
+    # ---- one request through its realm -------------------------------------------------
+
+    def _order(self, realm: Realm) -> list[HomeServer]:
+        now = time.monotonic()
+        alive = [s for s in realm.servers if self._dead_until.get(s.name, 0.0) <= now]
+        dead = sorted(
+            (s for s in realm.servers if s not in alive),
+            key=lambda s: self._dead_until.get(s.name, 0.0),
+        )
+        return alive + dead
+
+    async def _run(self, flight: _Flight) -> None:
+        try:
+            for server in self._order(flight.realm):
+                result = await self._try_server(flight, server)
+                if result is not None:
+                    _data, request, reply = result
+                    self._dead_until.pop(server.name, None)
+                    self._finish(flight, self._answer(server, request, reply))
+                    return
+                self._dead_until[server.name] = time.monotonic() + server.revive_interval
+                log.warning(
+                    "home server %s (%s:%d) did not answer %d transmission(s) in %.3g s",
+                    server.name, server.host, server.port, server.retries + 1, server.budget,
+                )  # fmt: skip
+            self._flights.pop(flight.ref, None)
+            self._on_timeout(flight.ref, f"no answer from the {len(flight.realm.servers)} "
+                             f"home server(s) of realm {flight.realm.name}")  # fmt: skip
+        except asyncio.CancelledError:
+            raise
+        except DecodeError as exc:  # attributes the request cannot carry
+            self._flights.pop(flight.ref, None)
+            self._on_timeout(flight.ref, f"cannot build the Access-Request: {exc}")
+        except Exception:  # a bug here must not kill the daemon, nor leave state behind
+            log.exception("RADIUS exchange for ref %d failed", flight.ref)
+            self._flights.pop(flight.ref, None)
+            self._on_timeout(flight.ref, "internal error in the RADIUS client")
+
+    async def _try_server(
+        self, flight: _Flight, server: HomeServer
+    ) -> tuple[bytes, rpacket.AuthPacket, rpacket.AuthPacket] | None:
+        lane, identifier = await self._lane_with_free_id(server)
+        request = self._build(flight.request, server, identifier)
+        raw = request.RequestPacket()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[bytes, rpacket.AuthPacket]] = loop.create_future()
+        lane.waiting[identifier] = (request, future)
+        try:
+            for _ in range(server.retries + 1):
+                assert lane.transport is not None
+                lane.transport.sendto(raw)
+                try:
+                    data, reply = await asyncio.wait_for(
+                        asyncio.shield(future), server.response_window
+                    )
+                    return data, request, reply
+                except TimeoutError:
+                    continue
+            return None
+        finally:
+            lane.waiting.pop(identifier, None)
+
+    async def _lane_with_free_id(self, server: HomeServer) -> tuple[_Lane, int]:
+        lanes = self._lanes.setdefault(server.name, [])
+        for lane in lanes:
+            identifier = lane.free_id()
+            if identifier is not None:
+                return lane, identifier
+        lane = _Lane(server)
+        lane.dictionary = self.dictionary
+        family = socket.AF_INET6 if ":" in server.host else socket.AF_INET
+        transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+            lambda: lane, remote_addr=(server.host, server.port), family=family
+        )
+        lane.transport = transport
+        lanes.append(lane)
+        identifier = lane.free_id()
+        assert identifier is not None
+        return lane, identifier
+
+    def _build(
+        self, request: SendAccessRequest, server: HomeServer, identifier: int
+    ) -> rpacket.AuthPacket:
+        packet = rpacket.AuthPacket(
+            code=rpacket.AccessRequest,
+            id=identifier,
+            secret=server.secret,
+            dict=self.dictionary,
+        )
+        packet.add_message_authenticator()  # P8: always; first attribute (BlastRADIUS)
+        nas_identifier, nas_ip, nas_ipv6 = self._nas
+        for name, value in radius_attrs.access_request_attributes(
+            request.mobility_header,
+            request.nai,
+            request.ar_address,
+            request.care_of_address,
+            nas_identifier=nas_identifier,
+            nas_ip_address=nas_ip,
+            nas_ipv6_address=nas_ipv6,
+        ):
+            packet.AddAttribute(name, value)
+        return packet
+
+    def _raw_values(self, reply: rpacket.AuthPacket, name: str) -> list[bytes]:
+        attribute = self.dictionary.attributes[name]
+        key = (self._vendor_id, attribute.code) if attribute.vendor else attribute.code
+        return [bytes(v) for v in dict.get(reply, key, [])]
+
+    def _answer(
+        self, server: HomeServer, request: rpacket.AuthPacket, reply: rpacket.AuthPacket
+    ) -> HKSAnswer:
+        names = (
+            radius_attrs.HANDOVER_KEY,
+            radius_attrs.HKS_NONCE,
+            radius_attrs.KEY_LIFETIME,
+            radius_attrs.PRF_ATTRIBUTE,
+            radius_attrs.TIMESTAMP,
+            radius_attrs.STATUS_CODE,
+            radius_attrs.RESPONSE_HEADER,
+        )
+        attributes: dict[str, list[radius_attrs.AttributeValue]] = {}
+        for name in names:
+            values: list[radius_attrs.AttributeValue] = list(self._raw_values(reply, name))
+            if values:
+                attributes[name] = values
+        if reply.code == rpacket.AccessReject:
+            if radius_attrs.HANDOVER_KEY in attributes:
+                log.warning("Access-Reject from %s carries key material: ignored", server.name)
+            try:
+                refusal = radius_attrs.parse_reject(attributes)
+            except DecodeError as exc:
+                log.warning("Access-Reject from %s unusable: %s", server.name, exc)
+                return HKSReject(None)
+            return HKSReject(refusal.response_header, refusal.status)
+        hk_values = attributes.get(radius_attrs.HANDOVER_KEY, [])
+        try:
+            attributes[radius_attrs.HANDOVER_KEY] = [
+                salt_decrypt(server.secret, request.authenticator, bytes(v))  # type: ignore[arg-type]
+                for v in hk_values
+            ]
+            grant = radius_attrs.parse_accept(attributes)
+        except (ValueError, DecodeError) as exc:
+            log.warning("Access-Accept from %s unusable: %s", server.name, exc)
+            return HKSAccept(None, None)
+        return HKSAccept(
+            grant.handover_key, grant.hks_nonce, grant.lifetime, grant.prf, grant.timestamp
+        )
+
+    def _finish(self, flight: _Flight, answer: HKSAnswer) -> None:
+        if self._flights.pop(flight.ref, None) is not None:
+            self._on_answer(flight.ref, answer)

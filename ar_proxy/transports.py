@@ -1,0 +1,182 @@
+"""MN-facing transports (PROFILE P9): UDP port 54135 and raw IPv6 Next Header 135.
+
+Each hands (datagram, peer, AR address as the MN saw it) to the daemon and sends
+HKResps back to a peer. Peers are tuples: ("udp", sockaddr) or ("raw", address, ifindex).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import ipaddress
+import logging
+import os
+import socket
+import struct
+from collections.abc import Callable, Hashable, Iterator
+
+from hkp_radius.constants import IPPROTO_MH
+
+log = logging.getLogger("hkp-ar.transport")
+
+IPV6_CHECKSUM = 7  # linux/in6.h: the kernel computes/checks the checksum at an offset
+MH_CHECKSUM_OFFSET = 4  # RFC 6275 §6.1.1: octets 4-5 of the Mobility Header
+IPV6_RECVPKTINFO = getattr(socket, "IPV6_RECVPKTINFO", 49)
+IPV6_PKTINFO = getattr(socket, "IPV6_PKTINFO", 50)
+CLONE_NEWNET = 0x40000000
+MAX_DATAGRAM = 65535
+PKTINFO = struct.Struct("=16sI")  # struct in6_pktinfo
+# Datagrams handled per readiness callback before yielding to other work, so that a
+# flood on one socket cannot starve timers and RADIUS replies.
+READ_BATCH = 64
+# Socket receive buffer: a burst of datagrams (a flood, or many MNs at once) queues here
+# while the loop works; Linux's default of ~200 KiB holds only a few hundred.
+RECEIVE_BUFFER = 4 << 20
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+
+Deliver = Callable[[bytes, Hashable, bytes], None]
+
+
+@contextlib.contextmanager
+def network_namespace(name: str | None) -> Iterator[None]:
+    """Run the body inside network namespace `name` (ip netns: /run/netns/NAME), then
+    come back. Sockets created inside stay in that namespace (Linux setns(2))."""
+    if not name:
+        yield
+        return
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    original = os.open("/proc/self/ns/net", os.O_RDONLY)
+    try:
+        try:
+            target = os.open(f"/run/netns/{name}", os.O_RDONLY)
+        except OSError as exc:
+            raise OSError(exc.errno, f"network namespace {name!r}: {exc.strerror}") from None
+        try:
+            if libc.setns(target, CLONE_NEWNET) != 0:
+                errno = ctypes.get_errno()
+                raise OSError(errno, f"setns({name}): {os.strerror(errno)}")
+        finally:
+            os.close(target)
+        try:
+            yield
+        finally:
+            if libc.setns(original, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "cannot return to the original namespace")
+    finally:
+        os.close(original)
+
+
+def enlarge_receive_buffer(sock: socket.socket) -> None:
+    """Beyond net.core.rmem_max when privileged (SO_RCVBUFFORCE), else up to it."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+
+
+class UdpTransport(asyncio.DatagramProtocol):
+    """P9 UDP encapsulation: the payload is the MH; the AR-ID is the configured address."""
+
+    def __init__(self, deliver: Deliver, ar_address: bytes) -> None:
+        self._deliver = deliver
+        self._ar_address = ar_address
+        self.transport: asyncio.DatagramTransport | None = None
+
+    @staticmethod
+    def open_socket(listen: str, port: int) -> socket.socket:
+        family = socket.AF_INET6 if ":" in listen else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((listen, port))
+        enlarge_receive_buffer(sock)
+        sock.setblocking(False)
+        return sock
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+
+    @property
+    def bound(self) -> str:
+        assert self.transport is not None
+        host, port = self.transport.get_extra_info("sockname")[:2]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self._deliver(data, ("udp", addr), self._ar_address)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("udp: %s", exc)
+
+    def send(self, peer: tuple[str, tuple[str, int]], wire: bytes) -> None:
+        if self.transport is not None:
+            self.transport.sendto(wire, peer[1])
+
+
+class RawTransport:
+    """Raw IPv6, Next Header 135 (P9). The kernel checks the checksum of what arrives
+    and fills it in what leaves (IPV6_CHECKSUM, offset 4); IPV6_PKTINFO tells which of
+    the AR's addresses the MN used, and the answer leaves from that address."""
+
+    def __init__(self, deliver: Deliver, sock: socket.socket) -> None:
+        self._deliver = deliver
+        self.sock = sock
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @staticmethod
+    def open_socket(listen: str) -> socket.socket:
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_MH)
+        sock.setsockopt(socket.IPPROTO_IPV6, IPV6_CHECKSUM, MH_CHECKSUM_OFFSET)
+        sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
+        if listen not in ("::", ""):
+            sock.bind((listen, 0))
+        enlarge_receive_buffer(sock)
+        sock.setblocking(False)
+        return sock
+
+    @property
+    def bound(self) -> str:
+        return f"[{self.sock.getsockname()[0]}] nh {IPPROTO_MH}"
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        loop.add_reader(self.sock.fileno(), self._readable)
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+
+    def _readable(self) -> None:
+        for _ in range(READ_BATCH):
+            try:
+                data, ancillary, _flags, address = self.sock.recvmsg(
+                    MAX_DATAGRAM, socket.CMSG_SPACE(PKTINFO.size)
+                )
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.debug("raw: %s", exc)
+                return
+            destination, ifindex = None, address[3]
+            for level, kind, payload in ancillary:
+                if level == socket.IPPROTO_IPV6 and kind == IPV6_PKTINFO:
+                    destination, ifindex = PKTINFO.unpack(payload[: PKTINFO.size])
+            if destination is None or ipaddress.IPv6Address(destination).is_multicast:
+                continue
+            self._deliver(data, ("raw", address[0], ifindex), destination)
+
+    def send(self, peer: tuple[str, str, int], source: bytes, wire: bytes) -> None:
+        _, address, ifindex = peer
+        pktinfo = PKTINFO.pack(source, ifindex)
+        try:
+            self.sock.sendmsg(
+                [wire],
+                [(socket.IPPROTO_IPV6, IPV6_PKTINFO, pktinfo)],
+                0,
+                (address, 0, 0, ifindex if address.lower().startswith("fe80") else 0),
+            )
+        except OSError as exc:
+            log.warning("raw: cannot send to %s: %s", address, exc)

@@ -1,0 +1,156 @@
+"""The AR's handover keys in memory: by SPI, by NAI (P6) and by bound CoA (§6.3, §7.4).
+
+Pure bookkeeping, no I/O: the AR role changes it and emits StoreKey / DeleteKey
+actions so that an adapter can persist each change.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+
+from .constants import SPI_MAX, SPI_MIN
+from .errors import LocalProtocolError
+
+# An SPI draw that keeps colliding means the table is (nearly) full; give up rather
+# than loop forever. 64 draws from 2**32 - 256 values fail only when the table holds
+# billions of keys.
+SPI_DRAW_ATTEMPTS = 64
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    """One HK at the AR (§6.3: "store the handover key ... along with the CoA and MN ID
+    and index it additionally with an SPI"). `expires_at` is wall-clock (Unix) seconds
+    so that a key store survives a restart (until the lifetime ends)."""
+
+    spi: int
+    nai: bytes
+    hk: bytes = field(repr=False)  # never in a repr, hence never in a log line
+    care_of_address: bytes | None
+    expires_at: float
+    prf: int
+    ar_address: bytes
+
+    def remaining_lifetime(self, now: float) -> float:
+        return self.expires_at - now
+
+
+class KeyTable:
+    def __init__(self) -> None:
+        self._by_spi: dict[int, StoredKey] = {}
+        self._by_nai: dict[bytes, set[int]] = {}
+        self._by_coa: dict[bytes, int] = {}
+        self._expiries: list[tuple[float, int]] = []  # lazy heap: entries may be stale
+
+    def __len__(self) -> int:
+        return len(self._by_spi)
+
+    def __iter__(self) -> Iterator[StoredKey]:
+        return iter(list(self._by_spi.values()))
+
+    def get(self, spi: int) -> StoredKey | None:
+        return self._by_spi.get(spi)
+
+    def for_nai(self, nai: bytes, now: float) -> list[StoredKey]:
+        """P6: the unexpired keys of `nai`, newest first."""
+        keys = [self._by_spi[spi] for spi in self._by_nai.get(nai, ())]
+        live = [key for key in keys if key.expires_at > now]
+        return sorted(live, key=lambda key: key.expires_at, reverse=True)
+
+    def holder_of(self, coa: bytes) -> StoredKey | None:
+        """The key the CoA is bound to, if any."""
+        spi = self._by_coa.get(coa)
+        return None if spi is None else self._by_spi.get(spi)
+
+    def allocate_spi(self, random_bytes: Callable[[int], bytes]) -> int:
+        """P6: an SPI of 256 or more, unique among the AR's unexpired keys."""
+        for _ in range(SPI_DRAW_ATTEMPTS):
+            spi = SPI_MIN + int.from_bytes(random_bytes(4), "big") % (SPI_MAX - SPI_MIN + 1)
+            if spi not in self._by_spi:
+                return spi
+        raise LocalProtocolError("no free SPI after repeated draws: the key table is full")
+
+    def add(self, key: StoredKey) -> list[StoredKey]:
+        """Insert `key`; returns other keys changed by it (a CoA moves to the new key)."""
+        if key.spi in self._by_spi:
+            raise LocalProtocolError(f"SPI {key.spi} is already in use")
+        changed = self._release_coa(key.care_of_address, key.spi)
+        self._by_spi[key.spi] = key
+        self._by_nai.setdefault(key.nai, set()).add(key.spi)
+        if key.care_of_address is not None:
+            self._by_coa[key.care_of_address] = key.spi
+        heapq.heappush(self._expiries, (key.expires_at, key.spi))
+        return changed
+
+    def bind(self, spi: int, coa: bytes) -> list[StoredKey]:
+        """§6.3.1: record `coa` as the address of key `spi`; returns every changed key."""
+        key = self._by_spi[spi]
+        changed = self._release_coa(coa, spi)
+        if key.care_of_address is not None and key.care_of_address != coa:
+            self._by_coa.pop(key.care_of_address, None)
+        bound = replace(key, care_of_address=coa)
+        self._by_spi[spi] = bound
+        self._by_coa[coa] = spi
+        return [*changed, bound]
+
+    def unbind_coa(self, coa: bytes) -> list[StoredKey]:
+        """§6.3: "disassociate the key and the corresponding CoA"."""
+        return self._release_coa(coa, None)
+
+    def remove(self, spi: int) -> StoredKey | None:
+        key = self._by_spi.pop(spi, None)
+        if key is None:
+            return None
+        spis = self._by_nai.get(key.nai)
+        if spis is not None:
+            spis.discard(spi)
+            if not spis:
+                del self._by_nai[key.nai]
+        if key.care_of_address is not None and self._by_coa.get(key.care_of_address) == spi:
+            del self._by_coa[key.care_of_address]
+        return key
+
+    def next_expiry(self) -> float | None:
+        while self._expiries:
+            when, spi = self._expiries[0]
+            key = self._by_spi.get(spi)
+            if key is not None and key.expires_at == when:
+                return when
+            heapq.heappop(self._expiries)  # stale entry
+        return None
+
+    def pop_expired(self, now: float) -> list[StoredKey]:
+        """Remove and return the keys whose lifetime has ended (§6.3)."""
+        expired: list[StoredKey] = []
+        while (when := self.next_expiry()) is not None and when <= now:
+            _, spi = heapq.heappop(self._expiries)
+            key = self.remove(spi)
+            if key is not None:
+                expired.append(key)
+        return expired
+
+    def load(self, keys: Iterable[StoredKey], now: float) -> list[StoredKey]:
+        """Restore persisted keys; returns those already expired (to delete)."""
+        expired = []
+        for key in sorted(keys, key=lambda k: k.expires_at):
+            if key.expires_at <= now:
+                expired.append(key)
+            elif key.spi not in self._by_spi:  # a store keyed by SPI has no duplicates
+                self.add(key)
+        return expired
+
+    def _release_coa(self, coa: bytes | None, new_holder: int | None) -> list[StoredKey]:
+        if coa is None:
+            return []
+        holder = self._by_coa.get(coa)
+        if holder is None or holder == new_holder:
+            return []
+        del self._by_coa[coa]
+        old = self._by_spi.get(holder)
+        if old is None:
+            return []
+        unbound = replace(old, care_of_address=None)
+        self._by_spi[holder] = unbound
+        return [unbound]

@@ -1,0 +1,149 @@
+"""Issue 4, must-show 1, 3 and 6 over UDP (P9): a real hkp-ar process in front of a real
+FreeRADIUS HKS; the MN's side is built from the codec and crypto alone."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable
+
+import pytest
+
+from hkp_radius import crypto
+from hkp_radius.constants import HKEY_REQ_TOUT, N_HO_KEYTRIES, NULL_COA, SPI_MIN, MacSubtype, Status
+from hkp_radius.ntp import to_ntp
+from tests.ar_helpers import (
+    AR_ID,
+    COA,
+    COA2,
+    HMK2,
+    NAI,
+    NAI2,
+    build_hkreq,
+    decode_hkresp,
+    verified_hkresp,
+)
+
+from .ar_fixtures import ArProcess, MobileNodeSocket
+
+pytestmark = pytest.mark.integration
+
+
+def test_hkresp_mac_verifies_with_independent_hk_and_store_holds_it(
+    hkp_ar: ArProcess, mn_socket: MobileNodeSocket
+) -> None:
+    """Must-show 1; §6.3: "store the handover key ... along with the CoA and MN ID and
+    index it additionally with an SPI"; P8: HKP-Handover-Key decrypted (RFC 2548) equals
+    the HK the MN derives from the HMK."""
+    wire = build_hkreq(message_id=11, coa=COA)
+    response, hk = verified_hkresp(mn_socket.exchange(wire), message_id=11)
+    assert response.status == Status.SUCCESS and response.spi >= SPI_MIN
+    assert response.lifetime == 3600 and response.message_id == 11
+    event = hkp_ar.wait_event(event="exchange", outcome="issued", message_id=11)
+    assert event["spi"] == response.spi and event["nai"] == NAI.decode()
+    assert event["coa"] == "2001:db8::100" and event["ms"] >= 0
+    stored = next(k for k in hkp_ar.wait_stored(response.spi))
+    assert stored.hk == hk and stored.nai == NAI and stored.care_of_address == COA
+    assert stored.ar_address == AR_ID
+    assert hk.hex() not in hkp_ar.log_text()  # never a key in a log line
+
+
+def test_returning_mn_over_udp_verifies_and_binds(
+    hkp_ar: ArProcess, mn_socket: MobileNodeSocket
+) -> None:
+    """§6.3.1: verified, CoA bound, "response with the verified bit set"."""
+    response, hk = verified_hkresp(mn_socket.exchange(build_hkreq(message_id=12)), message_id=12)
+    again = build_hkreq(message_id=13, verify=True, with_hks_mac=False, hk=hk, coa=COA2)
+    reply = mn_socket.exchange(again)
+    verified = decode_hkresp(reply)
+    assert verified.verify and verified.spi == response.spi and verified.status == Status.SUCCESS
+    assert crypto.verify_mac(reply, verified, MacSubtype.MN_AR, hk)
+    hkp_ar.wait_event(event="exchange", outcome="verified", message_id=13)
+    assert hkp_ar.wait_stored(response.spi, coa=COA2)
+
+
+def test_hks_error_forwarded_unchanged_and_discard_unanswered(
+    start_ar: Callable[..., ArProcess],
+) -> None:
+    """P7: HKS errors forwarded unchanged; "HKS cannot authenticate the MN ...: no HKResp"."""
+    ar = start_ar()
+    mn = MobileNodeSocket(ar.udp_port)
+    try:
+        stale = build_hkreq(message_id=14, timestamp=to_ntp(0))  # 1900: far outside ±7 s
+        response = decode_hkresp(mn.exchange(stale))
+        assert response.status == Status.INVALID_TIMESTAMP
+        assert response.mac(MacSubtype.MN_HKS) is not None  # signed by the HKS
+        ar.wait_event(event="exchange", outcome="hks-error", message_id=14)
+        unknown = build_hkreq(message_id=15, nai=b"nobody@example.net")
+        mn.send(unknown)
+        ar.wait_event(event="exchange", outcome="hks-discarded", message_id=15)
+        assert mn.pending() == []
+    finally:
+        mn.close()
+
+
+def test_ar_errors_over_udp(start_ar: Callable[..., ArProcess]) -> None:
+    """§6.3 TIMESTAMP_REQD by AR policy; §6.3.1 HK_VERIFY_FAILED; §7.4 CoA claimed by
+    another MN: all unsigned (P7)."""
+    ar = start_ar(sections={"policy": {"require_timestamp": "yes"}})
+    mn = MobileNodeSocket(ar.udp_port)
+    try:
+        assert decode_hkresp(mn.exchange(build_hkreq(message_id=1))).status == Status.TIMESTAMP_REQD
+        ok = build_hkreq(message_id=2, timestamp=to_ntp(time.time()), coa=COA)
+        verified_hkresp(mn.exchange(ok), message_id=2)
+        taken = build_hkreq(
+            message_id=3, nai=NAI2, hmk=HMK2, coa=COA, timestamp=to_ntp(time.time())
+        )
+        assert decode_hkresp(mn.exchange(taken)).status == Status.COA_AUTH_FAILED
+        nokey = build_hkreq(message_id=4, nai=NAI2, verify=True, with_hks_mac=False, hk=bytes(20))
+        assert decode_hkresp(mn.exchange(nokey)).status == Status.HK_VERIFY_FAILED
+    finally:
+        mn.close()
+
+
+def test_duplicate_answered_once_then_rate_limited(
+    hkp_ar: ArProcess, mn_socket: MobileNodeSocket
+) -> None:
+    """§6.3: retransmission gets the cached HKResp, at most RETRANS_RATE."""
+    wire = build_hkreq(message_id=16, coa=NULL_COA)
+    first = mn_socket.exchange(wire)
+    mn_socket.send(wire)  # inside one second: rate-limited, not answered
+    hkp_ar.wait_event(event="discarded", reason="RETRANS_RATE: cached HKResp re-sent too recently")
+    assert mn_socket.pending() == []
+    assert decode_hkresp(first).status == Status.SUCCESS
+
+
+def malformed(rng: random.Random, valid: bytes) -> bytes:
+    if rng.random() < 0.5:
+        return os.urandom(rng.randrange(0, 300))
+    data = bytearray(valid)
+    for _ in range(rng.randrange(1, 6)):
+        data[rng.randrange(len(data))] = rng.randrange(256)
+    if rng.random() < 0.2:
+        data = data[: rng.randrange(len(data))]
+    return bytes(data)
+
+
+def test_thousands_of_malformed_datagrams_then_valid_request(
+    hkp_ar: ArProcess, mn_socket: MobileNodeSocket
+) -> None:
+    """Must-show 6: random and mutated datagrams neither stop nor slow the daemon for
+    good: a valid request right after succeeds."""
+    rng = random.Random(4)
+    template = build_hkreq(message_id=17, timestamp=to_ntp(0), coa=NULL_COA)
+    for _ in range(3000):
+        mn_socket.send(malformed(rng, template))
+    assert hkp_ar.running
+    # A fresh MN (answers to mutated requests may still be on their way to the first),
+    # another NAI (the mutations may have hit (alice, Message ID) pairs, deduped by §6.3).
+    mn = MobileNodeSocket(hkp_ar.udp_port)
+    try:
+        valid = build_hkreq(message_id=18, nai=NAI2, hmk=HMK2, coa=NULL_COA)
+        reply = mn.exchange(valid, timeout=HKEY_REQ_TOUT * N_HO_KEYTRIES)
+        verified_hkresp(reply, message_id=18, nai=NAI2, hmk=HMK2)
+    finally:
+        mn.close()
+    assert hkp_ar.running
+    assert len(hkp_ar.events(name="discarded")) > 1000  # the flood did reach the role
+    assert not [e for e in hkp_ar.events() if e.get("level") == "error"]

@@ -1,0 +1,575 @@
+"""The AR role in memory (STYLE level 2): hkp_radius.ar against the real HKS role
+(hkp_radius.hks.handle_request), time and randomness injected, no sockets.
+
+Each test names the draft (or PROFILE) sentence it shows."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hkp_radius import crypto
+from hkp_radius.ar import AccessRouter, ARConfig
+from hkp_radius.ar_events import (
+    Action,
+    CancelAccessRequest,
+    DeleteKey,
+    Discarded,
+    ExchangeDone,
+    HKSAccept,
+    HKSAnswer,
+    HKSReject,
+    Outcome,
+    SendAccessRequest,
+    SendHKResp,
+    StoreKey,
+    ValidateCoA,
+)
+from hkp_radius.ar_keys import StoredKey
+from hkp_radius.ar_state import TRANSITIONS, Input, State, transition
+from hkp_radius.constants import NULL_COA, SPI_MIN, MacSubtype, Status
+from hkp_radius.errors import LocalProtocolError
+from hkp_radius.hks import Accept, HKSPolicy, HKSRequest, MemoryReplayStore, Reject, handle_request
+from hkp_radius.ntp import to_ntp
+from tests.ar_helpers import (
+    AR_ID,
+    COA,
+    COA2,
+    HMK,
+    HMK2,
+    NAI,
+    NAI2,
+    CountingRandom,
+    build_hkreq,
+    decode_hkresp,
+    expected_hk,
+    ip6,
+    verified_hkresp,
+)
+
+T0 = 1_700_000_000.0
+
+
+def of(kind: type, actions: list[Action]) -> list:  # type: ignore[type-arg]
+    return [a for a in actions if isinstance(a, kind)]
+
+
+class Harness:
+    """One AR role and the real HKS role behind it, on a virtual clock."""
+
+    def __init__(
+        self,
+        config: ARConfig | None = None,
+        policy: HKSPolicy | None = None,
+        random: Callable[[int], bytes] | None = None,
+    ) -> None:
+        self.ar = AccessRouter(config or ARConfig(), random or CountingRandom())
+        self.policy = policy or HKSPolicy()
+        self.replay = MemoryReplayStore()
+        self.hmks = {NAI: HMK, NAI2: HMK2}
+        self.now = T0
+        self.hks_random = CountingRandom(b"hks")
+
+    def send(self, wire: bytes, peer: object = "mn", ar: bytes = AR_ID) -> list[Action]:
+        return self.ar.receive_hkreq(wire, peer, ar, self.now)
+
+    def hks_answer(self, request: SendAccessRequest) -> HKSAnswer:
+        decision = handle_request(
+            HKSRequest(
+                request.nai,
+                request.mobility_header,
+                request.ar_address,
+                self.hmks.get(request.nai),
+            ),
+            self.policy,
+            self.replay,
+            self.now,
+            self.hks_random,
+        )
+        if isinstance(decision, Accept):
+            return HKSAccept(
+                decision.handover_key,
+                decision.hks_nonce,
+                decision.lifetime,
+                decision.prf,
+                decision.timestamp,
+            )
+        if isinstance(decision, Reject):
+            return HKSReject(decision.response_header, decision.status)
+        return HKSReject(None)
+
+    def run(self, actions: list[Action], coa_valid: bool = True) -> list[Action]:
+        """Carry out ValidateCoA and SendAccessRequest like the adapters; return all."""
+        done: list[Action] = []
+        queue = list(actions)
+        while queue:
+            action = queue.pop(0)
+            done.append(action)
+            if isinstance(action, ValidateCoA):
+                queue += self.ar.coa_validated(action.ref, coa_valid, self.now)
+            elif isinstance(action, SendAccessRequest):
+                queue += self.ar.receive_radius_answer(
+                    action.ref, self.hks_answer(action), self.now
+                )
+        return done
+
+    def exchange(self, wire: bytes, coa_valid: bool = True, **kw: object) -> list[Action]:
+        return self.run(self.send(wire, **kw), coa_valid)  # type: ignore[arg-type]
+
+    def advance(self, seconds: float) -> list[Action]:
+        self.now += seconds
+        actions: list[Action] = []
+        while (when := self.ar.next_timer()) is not None and when <= self.now:
+            actions += self.ar.on_timer(self.now)
+        return actions
+
+
+def answer(actions: list[Action]) -> bytes:
+    sent = of(SendHKResp, actions)
+    assert len(sent) == 1, actions
+    return sent[0].wire
+
+
+def issue(h: Harness, message_id: int = 7, nai: bytes = NAI, coa: bytes = COA) -> int:
+    hmk = HMK if nai == NAI else HMK2
+    wire = build_hkreq(message_id=message_id, nai=nai, hmk=hmk, coa=coa)
+    response = decode_hkresp(answer(h.exchange(wire)))
+    assert response.status == Status.SUCCESS
+    return response.spi
+
+
+# ---- §6.3: new keys ---------------------------------------------------------------------
+
+
+def test_success_stores_hk_and_answers_spi_nonce_lifetime_and_mn_ar_mac() -> None:
+    """§6.3: "MUST store the handover key ... along with the CoA and MN ID and index it
+    additionally with an SPI. The AR MUST send the SPI, HKS-Nonce and lifetime ... MUST
+    include a MAC of the message created using the HK in the MN-AR MAC"."""
+    h = Harness()
+    actions = h.exchange(build_hkreq(coa=COA))
+    response, hk = verified_hkresp(answer(actions))
+    assert response.status == Status.SUCCESS and not response.verify
+    assert response.lifetime == 3600 and response.spi >= SPI_MIN
+    stored = h.ar.keys.get(response.spi)
+    assert stored is not None and stored.hk == hk
+    assert stored.nai == NAI and stored.care_of_address == COA
+    assert of(StoreKey, actions)[-1].key == stored
+    done = of(ExchangeDone, actions)
+    assert [d.outcome for d in done] == [Outcome.ISSUED] and done[0].spi == response.spi
+
+
+def test_timestamp_echoed_in_success() -> None:
+    """P5: "the HKS returns the MN's timestamp and the AR copies it into the HKResp"."""
+    h = Harness()
+    ts = to_ntp(h.now)
+    response, _ = verified_hkresp(answer(h.exchange(build_hkreq(timestamp=ts))))
+    assert response.timestamp == ts
+
+
+def test_no_mn_id_is_silently_discarded() -> None:
+    """§6.3: "If the HKReq message does not contain the MN ID Mobility Option, the AR
+    MUST silently discard the message"."""
+    h = Harness()
+    actions = h.send(build_hkreq(nai=None))
+    assert [type(a) for a in actions] == [Discarded] and h.ar.record_count() == 0
+
+
+def test_no_mn_hks_mac_without_v_is_silently_discarded() -> None:
+    """§6.3: "If the HKReq message does not contain the MN-HKS MAC Mobility sub-option,
+    it MUST silently discard the message"."""
+    h = Harness()
+    actions = h.send(build_hkreq(with_hks_mac=False))
+    assert [type(a) for a in actions] == [Discarded] and h.ar.record_count() == 0
+
+
+def test_retransmission_while_hks_has_it_is_discarded() -> None:
+    """§6.3: "If the AR already forwarded this message to the Handover Key Server but has
+    not yet received a response from the server, the AR MUST silently discard the
+    retransmitted request"."""
+    h = Harness()
+    wire = build_hkreq(coa=NULL_COA)
+    first = h.send(wire)
+    assert len(of(SendAccessRequest, first)) == 1
+    again = h.send(wire)
+    assert [type(a) for a in again] == [Discarded]
+    assert h.ar.state_of(NAI, 7) is State.EXPECT_HKS_ANSWER
+
+
+def test_answered_request_resent_at_most_retrans_rate_then_forgotten() -> None:
+    """§6.3: "the AR SHOULD retransmit the HKResp ... not more than a preconfigured
+    RETRANS_RATE" and "buffer ... for a maximum value of HKEY_REQ_TOUT"."""
+    h = Harness(ARConfig(response_cache_time=3.0, retransmit_interval=1.0))
+    wire = build_hkreq()
+    original = answer(h.exchange(wire))
+    assert of(Discarded, h.send(wire))  # within a second: rate-limited
+    h.advance(1.0)
+    resent = h.send(wire)
+    assert answer(resent) == original and not of(SendAccessRequest, resent)
+    assert of(Discarded, h.send(wire))
+    h.advance(2.0)  # the cache time has passed: a new request
+    assert h.ar.state_of(NAI, 7) is None
+    assert of(SendAccessRequest, h.send(wire))
+
+
+def test_coa_validation_failure_answers_coa_auth_failed_without_asking_hks() -> None:
+    """§6.3: "If the AR fails to verify the CoA, it MUST send a HKResp with the code set
+    to CoA_AUTH_FAILED"; P7: AR errors carry no MAC."""
+    h = Harness()
+    actions = h.exchange(build_hkreq(coa=COA), coa_valid=False)
+    assert of(ValidateCoA, actions)[0].coa == COA
+    assert not of(SendAccessRequest, actions)
+    response = decode_hkresp(answer(actions))
+    assert response.status == Status.COA_AUTH_FAILED and response.mac(MacSubtype.MN_AR) is None
+
+
+def test_coa_claimed_by_another_mn_is_refused() -> None:
+    """§7.4: "The AR must ensure that the CoA claimed by the MN does not belong to any
+    other node"."""
+    h = Harness()
+    issue(h, nai=NAI, coa=COA)
+    actions = h.exchange(build_hkreq(nai=NAI2, hmk=HMK2, coa=COA))
+    assert not of(ValidateCoA, actions) and not of(SendAccessRequest, actions)
+    assert decode_hkresp(answer(actions)).status == Status.COA_AUTH_FAILED
+
+
+def test_ar_timestamp_policy_answers_timestamp_reqd() -> None:
+    """§6.3: "If the AR expects timestamp-based replay protection, it MUST return a
+    HKResp with the error code set to TIMESTAMP_REQD"."""
+    h = Harness(ARConfig(require_timestamp=True))
+    actions = h.exchange(build_hkreq())
+    assert not of(SendAccessRequest, actions)
+    response = decode_hkresp(answer(actions))
+    assert response.status == Status.TIMESTAMP_REQD and response.message_id == 7
+    assert not response.options  # P7: unsigned
+    verified_hkresp(
+        answer(h.exchange(build_hkreq(message_id=8, timestamp=to_ntp(h.now)))), message_id=8
+    )
+
+
+def test_ar_address_as_seen_by_mn_goes_to_hks() -> None:
+    """§6.3: "The AR MUST communicate its IP address as seen by the MN to the Handover Key
+    Server"; P8 HKP-Mobility-Header is the HKReq exactly as received."""
+    h = Harness()
+    seen_as = ip6("2001:db8:77::1")
+    wire = build_hkreq()
+    request = of(SendAccessRequest, h.run(h.send(wire, ar=seen_as)))[0]
+    assert request.ar_address == seen_as and request.mobility_header == wire
+    assert request.nai == NAI and request.care_of_address == COA
+
+
+def test_spis_are_at_least_256_and_unique_even_when_draws_collide() -> None:
+    """P6: "ARs allocate SPIs of 256 or more ..., unique among the AR's unexpired keys"."""
+    draws = itertools.cycle([bytes(4), bytes(4), b"\x00\x00\x00\x05"])
+    h = Harness(random=lambda n: next(draws))
+    first = issue(h, message_id=1)
+    second = issue(h, message_id=2, coa=NULL_COA)
+    assert first == SPI_MIN and second == SPI_MIN + 5
+    h2 = Harness()
+    spis = [issue(h2, message_id=i, coa=NULL_COA) for i in range(50)]
+    assert min(spis) >= SPI_MIN and len(set(spis)) == 50
+
+
+def test_access_reject_with_response_header_forwarded_unchanged() -> None:
+    """P7: "the HKS builds the complete HKResp itself ... The AR forwards it unchanged"."""
+    h = Harness(policy=HKSPolicy(require_timestamp=True))
+    actions = h.exchange(build_hkreq())
+    reject = h.hks_answer(of(SendAccessRequest, actions)[0])
+    assert isinstance(reject, HKSReject)
+    assert answer(actions) == reject.response_header
+    assert of(ExchangeDone, actions)[0].outcome is Outcome.HKS_ERROR
+    assert decode_hkresp(answer(actions)).status == Status.TIMESTAMP_REQD
+    assert len(h.ar.keys) == 0
+
+
+def test_access_reject_without_response_header_gets_no_answer() -> None:
+    """§6.4 "silently discard", P7: "no HKResp at all"."""
+    h = Harness()
+    h.hmks.clear()  # unknown NAI at the HKS
+    actions = h.exchange(build_hkreq())
+    assert not of(SendHKResp, actions) and not h.ar.holds_state_for(NAI)
+    assert of(ExchangeDone, actions)[0].outcome is Outcome.HKS_DISCARDED
+
+
+def test_hks_silent_drops_all_state_and_answers_nothing() -> None:
+    """§6.3: "if the AR does not receive a response from the server, it MUST remove all
+    state associated with the MN and MUST NOT send a response to the MN"."""
+    h = Harness()
+    request = of(SendAccessRequest, h.send(build_hkreq(coa=NULL_COA)))[0]
+    actions = h.ar.radius_timeout(request.ref, h.now)
+    assert not of(SendHKResp, actions) and not h.ar.holds_state_for(NAI)
+    assert of(ExchangeDone, actions)[0].outcome is Outcome.HKS_SILENT
+    assert h.ar.next_timer() is None and len(h.ar.keys) == 0
+
+
+def test_hks_deadline_safety_net_cancels_radius() -> None:
+    """§6.3 "remove all state": the role's own deadline if the adapter never answers."""
+    h = Harness(ARConfig(hks_deadline=5.0))
+    request = of(SendAccessRequest, h.send(build_hkreq(coa=NULL_COA)))[0]
+    actions = h.advance(5.0)
+    assert of(CancelAccessRequest, actions) == [CancelAccessRequest(request.ref)]
+    assert not h.ar.holds_state_for(NAI)
+    assert h.ar.receive_radius_answer(request.ref, HKSReject(None), h.now) == []
+
+
+def test_unusable_accept_or_mismatched_hkresp_is_dropped() -> None:
+    """P8: an Accept without an HK, or a Reject whose HKResp is for another Message ID,
+    cannot be forwarded; nothing reaches the MN."""
+    h = Harness()
+    req = of(SendAccessRequest, h.send(build_hkreq(coa=NULL_COA)))[0]
+    actions = h.ar.receive_radius_answer(req.ref, HKSAccept(None, bytes(16)), h.now)
+    assert (
+        not of(SendHKResp, actions) and of(ExchangeDone, actions)[0].outcome is Outcome.HKS_UNUSABLE
+    )
+    h2 = Harness(policy=HKSPolicy(require_timestamp=True))
+    req = of(SendAccessRequest, h2.send(build_hkreq(message_id=9, coa=NULL_COA)))[0]
+    other = h2.hks_answer(
+        of(SendAccessRequest, h2.send(build_hkreq(message_id=10, coa=NULL_COA)))[0]
+    )
+    actions = h2.ar.receive_radius_answer(req.ref, other, h2.now)
+    assert not of(SendHKResp, actions)
+
+
+# ---- §6.3.1: returning MN ------------------------------------------------------------
+
+
+def returning(h: Harness, spi: int, message_id: int = 20, coa: bytes = COA2, **kw: object) -> bytes:
+    key = h.ar.keys.get(spi)
+    assert key is not None
+    return build_hkreq(
+        message_id=message_id, verify=True, with_hks_mac=False, hk=key.hk, coa=coa, **kw
+    )  # type: ignore[arg-type]
+
+
+def test_returning_mn_verified_and_new_coa_bound() -> None:
+    """§6.3.1: "If the computed MAC matches ... the AR SHOULD verify that the IP address is
+    valid ... the AR MUST send a response with the verified bit set including a MAC ...
+    MUST record the CoA of the MN as the IP address associated with the handover key"."""
+    h = Harness()
+    spi = issue(h, coa=COA)
+    hk = h.ar.keys.get(spi).hk  # type: ignore[union-attr]
+    actions = h.exchange(returning(h, spi, coa=COA2))
+    assert of(ValidateCoA, actions)[0].coa == COA2
+    wire = answer(actions)
+    response = decode_hkresp(wire)
+    assert response.verify and response.status == Status.SUCCESS and response.spi == spi
+    assert crypto.verify_mac(wire, response, MacSubtype.MN_AR, hk)
+    assert 3598 <= response.lifetime <= 3600
+    assert h.ar.keys.get(spi).care_of_address == COA2  # type: ignore[union-attr]
+    assert h.ar.keys.holder_of(COA) is None
+    assert of(StoreKey, actions)[-1].key.care_of_address == COA2
+    assert of(ExchangeDone, actions)[0].outcome is Outcome.VERIFIED
+
+
+def test_returning_mn_found_by_nai_among_several_keys() -> None:
+    """P6: "the AR ... finds the key of a returning MN by the NAI ...; where several
+    unexpired keys exist for that NAI, the one whose MN-AR MAC verifies is used"."""
+    h = Harness()
+    old = issue(h, message_id=1, coa=NULL_COA)
+    issue(h, message_id=2, coa=NULL_COA)
+    h.advance(1.5)
+    response = decode_hkresp(answer(h.exchange(returning(h, old, coa=NULL_COA))))
+    assert response.verify and response.spi == old
+
+
+def test_returning_mn_bad_mac_silently_discarded() -> None:
+    """§6.3.1: "If the AUTH value is invalid, the AR MUST silently discard the message"."""
+    h = Harness()
+    issue(h)
+    wire = build_hkreq(message_id=20, verify=True, with_hks_mac=False, hk=bytes(20))
+    actions = h.exchange(wire)
+    assert not of(SendHKResp, actions) and h.ar.record_count() == 1  # only the first one
+    assert of(ExchangeDone, actions)[0].outcome is Outcome.DISCARDED
+
+
+def test_returning_mn_without_mn_ar_mac_dropped() -> None:
+    """§6.3.1: "If the MN-AR MAC Mobility Sub-Option is not present in the HKReq ... the
+    AR MUST silently drop the message"."""
+    h = Harness()
+    issue(h)
+    actions = h.exchange(build_hkreq(message_id=20, verify=True))
+    assert [type(a) for a in actions] == [Discarded]
+
+
+def test_returning_mn_without_key_gets_hk_verify_failed() -> None:
+    """§6.3.1: "If the AR does not have the key and if the HKReq does not have the MN-HKS
+    MAC Option, it MUST ... return a HKResp with the error code set to HK_VERIFY_FAILED"."""
+    h = Harness()
+    wire = build_hkreq(message_id=20, verify=True, with_hks_mac=False, hk=bytes(20))
+    response = decode_hkresp(answer(h.exchange(wire)))
+    assert response.status == Status.HK_VERIFY_FAILED and not response.options
+
+
+def test_returning_mn_without_key_but_mn_hks_mac_processed_as_new() -> None:
+    """§6.3.1: "If the AR does not have the key and the HKReq included the MN-HKS MAC
+    Mobility Sub-Option, the AR MAY process the HKReq as though the 'V' bit was not set"."""
+    h = Harness()
+    wire = build_hkreq(message_id=21, verify=True, hk=bytes(20))
+    actions = h.exchange(wire)
+    assert len(of(SendAccessRequest, actions)) == 1
+    verified_hkresp(answer(actions), message_id=21)
+
+
+def test_trans_rate_limits_answers_to_returning_mn() -> None:
+    """§6.3.1: "The rate of transmissions of responses to MN MUST not be more than a
+    preconfigured TRANS_RATE"."""
+    h = Harness()
+    spi = issue(h, coa=COA)
+    assert of(SendHKResp, h.exchange(returning(h, spi, message_id=30, coa=COA)))
+    assert [type(a) for a in h.exchange(returning(h, spi, message_id=31, coa=COA))] == [Discarded]
+    h.advance(1.0)
+    assert of(SendHKResp, h.exchange(returning(h, spi, message_id=32, coa=COA)))
+
+
+# ---- §6.5 indirect exchange, §6.3 lifetimes and neighbours ------------------------------
+
+
+def test_indirect_null_coa_skips_validation_and_binds_nothing() -> None:
+    """§6.5: "The CoA for such indirect refreshes SHOULD be set to NULL"."""
+    h = Harness()
+    actions = h.exchange(build_hkreq(coa=NULL_COA))
+    assert not of(ValidateCoA, actions)
+    response, _ = verified_hkresp(answer(actions))
+    assert h.ar.keys.get(response.spi).care_of_address is None  # type: ignore[union-attr]
+
+
+def test_indirect_null_coa_refused_by_policy() -> None:
+    h = Harness(ARConfig(accept_null_coa=False))
+    assert (
+        decode_hkresp(answer(h.exchange(build_hkreq(coa=NULL_COA)))).status
+        == Status.COA_AUTH_FAILED
+    )
+
+
+def test_indirect_coa_tied_to_nai_accepted_other_refused() -> None:
+    """§6.5: "If the CoA is non-NULL, the pAR MUST check if the CoA provided in the HKReq
+    is the same address that is tied to the NAI ... If that is not the case the pAR MUST
+    reject the HKReq"."""
+    h = Harness()
+    issue(h, message_id=1, coa=COA)
+    tied = h.exchange(build_hkreq(message_id=2, coa=COA))  # not on link: no validator call
+    assert not of(ValidateCoA, tied)
+    verified_hkresp(answer(tied), message_id=2)
+    untied = h.exchange(build_hkreq(message_id=3, coa=COA2), coa_valid=False)
+    assert decode_hkresp(answer(untied)).status == Status.COA_AUTH_FAILED
+
+
+def test_keys_deleted_when_lifetime_ends() -> None:
+    """§6.3: "When the lifetime of the key expires, the AR should remove the SPI"."""
+    h = Harness(policy=HKSPolicy(key_lifetime=60))
+    spi = issue(h)
+    assert h.ar.next_timer() is not None
+    h.advance(59.0)
+    assert h.ar.keys.get(spi) is not None
+    actions = h.advance(1.0)
+    assert DeleteKey(spi, "lifetime ended") in actions and h.ar.keys.get(spi) is None
+    wire = build_hkreq(message_id=40, verify=True, with_hks_mac=False, hk=bytes(20))
+    assert decode_hkresp(answer(h.exchange(wire))).status == Status.HK_VERIFY_FAILED
+
+
+def test_neighbour_entry_gone_unbinds_coa() -> None:
+    """§6.3: "When the neighbor cache entry for the CoA expires, the AR MUST disassociate
+    the key and the corresponding CoA"."""
+    h = Harness()
+    spi = issue(h, coa=COA)
+    actions = h.ar.neighbour_gone(COA, h.now)
+    assert [a.key.care_of_address for a in of(StoreKey, actions)] == [None]
+    assert h.ar.keys.get(spi).care_of_address is None  # type: ignore[union-attr]
+    assert h.ar.keys.holder_of(COA) is None
+    issue(h, message_id=9, nai=NAI2, coa=COA)  # the CoA is free for another MN now
+
+
+def test_answer_for_departed_mn_is_discarded() -> None:
+    """§6.3: "If an AR receives a response message corresponding to a MN that is no longer
+    connected to it, the AR SHOULD silently discard it"."""
+    h = Harness()
+    validate = of(ValidateCoA, h.send(build_hkreq(coa=COA)))[0]
+    request = of(SendAccessRequest, h.ar.coa_validated(validate.ref, True, h.now))[0]
+    h.ar.neighbour_gone(COA, h.now)
+    actions = h.ar.receive_radius_answer(request.ref, h.hks_answer(request), h.now)
+    assert not of(SendHKResp, actions) and len(h.ar.keys) == 0
+    assert of(ExchangeDone, actions)[0].outcome is Outcome.MN_DEPARTED
+
+
+def test_restart_restores_keys_and_deletes_expired() -> None:
+    h = Harness()
+    spi = issue(h)
+    saved = list(h.ar.keys)
+    expired = StoredKey(999, NAI2, bytes(20), None, h.now - 1, 1, AR_ID)
+    restarted = Harness()
+    restarted.now = h.now + 10
+    assert restarted.ar.load_keys([*saved, expired], restarted.now) == [DeleteKey(999, "expired")]
+    assert restarted.ar.keys.get(spi) is not None
+    wire = returning(restarted, spi, coa=COA)
+    assert decode_hkresp(answer(restarted.exchange(wire))).verify
+
+
+def test_record_limit_bounds_state() -> None:
+    h = Harness(ARConfig(max_records=2))
+    for message_id in (1, 2):
+        h.send(build_hkreq(message_id=message_id, coa=NULL_COA))
+    actions = h.send(build_hkreq(message_id=3, coa=NULL_COA))
+    assert [type(a) for a in actions] == [Discarded] and h.ar.record_count() == 2
+
+
+def test_no_key_in_any_action_repr() -> None:
+    """STYLE practice 9: no key reaches a log line."""
+    h = Harness()
+    actions = h.exchange(build_hkreq())
+    hk = h.ar.keys.get(decode_hkresp(answer(actions)).spi).hk  # type: ignore[union-attr]
+    text = repr(actions) + repr(list(h.ar.keys))
+    assert hk.hex() not in text and repr(hk) not in text
+    assert expected_hk(decode_hkresp(answer(actions)).hks_nonce or b"") == hk
+
+
+# ---- the table and the invariant ------------------------------------------------------
+
+
+@pytest.mark.parametrize("state", list(State))
+@pytest.mark.parametrize("event", list(Input))
+def test_every_state_input_pair_is_in_the_table_or_an_error(state: State, event: Input) -> None:
+    if (state, event) in TRANSITIONS:
+        _do, next_state = transition(state, event)
+        assert next_state in State
+    else:
+        with pytest.raises(LocalProtocolError):
+            transition(state, event)
+
+
+def test_closed_state_accepts_nothing() -> None:
+    assert not [pair for pair in TRANSITIONS if pair[0] is State.CLOSED]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_garbage_yields_only_discards(data: bytes) -> None:
+    """STYLE practice 4 / h11 fuzz invariant: garbage in, only a discard out."""
+    h = Harness()
+    actions = h.send(data)
+    assert all(
+        isinstance(a, (Discarded, ExchangeDone, ValidateCoA, SendAccessRequest, SendHKResp))
+        for a in actions
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_mutated_requests_never_raise(data: st.DataObject) -> None:
+    wire = bytearray(build_hkreq(timestamp=to_ntp(T0)))
+    for _ in range(data.draw(st.integers(1, 4))):
+        position = data.draw(st.integers(0, len(wire) - 1))
+        wire[position] = data.draw(st.integers(0, 255))
+    h = Harness()
+    h.exchange(bytes(wire))
+    h.advance(10_000)
+    assert h.ar.record_count() == 0
+
+
+def test_nai_that_is_not_utf8_is_discarded() -> None:
+    """RFC 7542: a NAI is UTF-8; one that is not cannot be a RADIUS User-Name (P8)."""
+    h = Harness()
+    actions = h.send(build_hkreq(nai=b"\xff\xfe@example.net"))
+    assert [type(a) for a in actions] == [Discarded] and h.ar.record_count() == 0
