@@ -1,0 +1,1 @@
+"""hkp-lab: a private FreeRADIUS with the HKS, an AR and MN exchanges through them."""

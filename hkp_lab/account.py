@@ -1,0 +1,232 @@
+"""The lab's exchanges and the account it prints of them: who asked, what each hop
+decided (the MN's events, the AR's and the HKS's log lines for that MN), the key's
+SPI and lifetime, and how long each exchange took. Never a key."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from hkp_radius.constants import Status
+from hkp_radius.mn import ErrorReceived, GaveUp, KeyEstablished, MNConfig, MobileNode
+from mn_client.describe import describe_event, status_name
+from mn_client.driver import system_random
+from mn_client.session import ExchangeResult, run_exchange
+from mn_client.transport import RawIPv6Transport, Transport, UdpTransport
+
+from . import netns
+from .lab import PROHIBITED, Identity, Lab, wait_for
+from .relay import LossyRelay
+
+HOP_LOG_WAIT = 2.0  # how long to wait for the AR's log line of an exchange
+
+
+@dataclass(frozen=True)
+class Scenario:
+    title: str
+    who: str  # local part of the NAI
+    kind: str  # request | verify | refresh
+    expect: str  # key | verified | prohibited
+    clock_offset: float = 0.0
+    lose_first: bool = False
+
+
+SCENARIOS = (
+    Scenario("alice attaches and requests a key (§6.2.1)", "alice", "request", "key"),
+    Scenario("alice returns and verifies her key, V flag (§6.2.3)", "alice", "verify", "verified"),
+    Scenario(
+        "bob's clock is 2 minutes slow: INVALID_TIMESTAMP, signed by the HKS (P5, P7)",
+        "bob",
+        "request",
+        "key",
+        clock_offset=-120.0,
+    ),
+    Scenario(
+        "carol's first HKReq is lost: she retransmits after HKEY_REQ_TOUT (§6.2.1)",
+        "carol",
+        "request",
+        "key",
+        lose_first=True,
+    ),
+    Scenario("alice refreshes her key indirectly, NULL CoA (§6.5)", "alice", "refresh", "key"),
+    Scenario(
+        "mallory is not authorised: ADMINISTRATIVELY_PROHIBITED (§6.4, §6.2.2.1)",
+        "mallory",
+        "request",
+        "prohibited",
+    ),
+)
+
+
+class LogCursor:
+    """New lines of a log file since the last call."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = path.stat().st_size if path.exists() else 0
+
+    def new_lines(self) -> list[str]:
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read()
+        except OSError:
+            return []
+        cut = data.rfind(b"\n") + 1
+        self.offset += cut
+        return data[:cut].decode("utf-8", "replace").splitlines()
+
+
+def _matches(expect: str, result: ExchangeResult) -> bool:
+    final = result.final
+    if expect == "prohibited":
+        return (
+            isinstance(final, GaveUp)
+            and final.last_status == Status.ADMINISTRATIVELY_PROHIBITED
+            and any(isinstance(e, ErrorReceived) and e.authenticated for e in result.events)
+        )
+    if not isinstance(final, KeyEstablished):
+        return False
+    return final.verified == (expect == "verified")
+
+
+class Runner:
+    def __init__(self, lab: Lab, out: Callable[[str], None] = print) -> None:
+        self.lab = lab
+        self.out = out
+        self.nodes: dict[str, MobileNode] = {}
+        self.identities: dict[str, Identity] = {i.nai.split("@")[0]: i for i in lab.identities}
+
+    def node(self, who: str) -> MobileNode:
+        if who not in self.nodes:
+            identity = self.identities[who]
+            config = MNConfig(nai=identity.nai.encode(), hmk=identity.hmk)
+            self.nodes[who] = MobileNode(config, system_random)
+        return self.nodes[who]
+
+    def coa(self, who: str) -> bytes:
+        index = sorted(self.identities).index(who)
+        if self.lab.topology is not None:
+            return ipaddress.IPv6Address(self.lab.topology.coa(index)).packed
+        index += 0x100
+        return ipaddress.IPv6Address(f"2001:db8:1ab::{index:x}").packed
+
+    def transport(self, endpoint: tuple[str, int] | None = None) -> Transport:
+        ar_id = ipaddress.IPv6Address(self.lab.ar_id).packed
+        topology = self.lab.topology
+        if topology is not None:
+            with netns.inside(topology.mn_ns):
+                return RawIPv6Transport()
+        return UdpTransport({ar_id: endpoint or (self.lab.ar_host, self.lab.ar_port)})
+
+    def run(self, scenarios: tuple[Scenario, ...] = SCENARIOS) -> bool:
+        results = []
+        for number, scenario in enumerate(scenarios, 1):
+            if scenario.lose_first and self.lab.topology is not None:
+                self.out(f"\n[{number}] {scenario.title}\n    (skipped: UDP only)")
+                continue
+            results.append((number, scenario, *self.one(number, scenario)))
+        self.out("\nSummary")
+        for number, scenario, ok, result in results:
+            final = result.final
+            took = f"{final.elapsed * 1000:8.1f} ms" if final else "       - ms"
+            detail = ""
+            if isinstance(final, KeyEstablished):
+                detail = f"SPI {final.key.spi}, lifetime {final.key.lifetime} s"
+            elif isinstance(final, GaveUp):
+                detail = f"no key: {final.reason}"
+            self.out(
+                f"  [{number}] {'ok  ' if ok else 'FAIL'} {took}  "
+                f"{scenario.who}@{self.lab.identities[0].nai.split('@')[1]} "
+                f"{scenario.kind}: {detail}"
+            )
+        return all(ok for _, _, ok, _ in results)
+
+    def one(self, number: int, scenario: Scenario) -> tuple[bool, ExchangeResult]:
+        node = self.node(scenario.who)
+        node.clock_offset = scenario.clock_offset
+        identity = self.identities[scenario.who]
+        ar_id = ipaddress.IPv6Address(self.lab.ar_id).packed
+        coa = self.coa(scenario.who)
+        self.out(f"\n[{number}] {scenario.title}")
+        self.out(
+            f"    who: {identity.nai}, CoA "
+            f"{'NULL' if scenario.kind == 'refresh' else ipaddress.IPv6Address(coa)}, "
+            f"AR-ID {self.lab.ar_id}"
+        )
+        ar_log, hks_log = LogCursor(self.lab.ar_log), LogCursor(self.lab.hks_log)
+        starts = {
+            "request": lambda now: node.request_key(ar_id, now, coa),
+            "verify": lambda now: node.verify_key(ar_id, now, coa),
+            "refresh": lambda now: node.refresh_key(ar_id, now),
+        }
+
+        def show(event: object) -> None:
+            self.out("    " + describe_event(event))  # type: ignore[arg-type]
+
+        if scenario.lose_first:
+            relay = LossyRelay((self.lab.ar_host, self.lab.ar_port), drop=1)
+            with relay:
+                self.out(f"    (a relay at port {relay.endpoint[1]} drops the MN's first datagram)")
+                transport = self.transport(relay.endpoint)
+                try:
+                    result = run_exchange(node, transport, starts[scenario.kind], show)
+                finally:
+                    transport.close()
+        else:
+            transport = self.transport()
+            try:
+                result = run_exchange(node, transport, starts[scenario.kind], show)
+            finally:
+                transport.close()
+        self._hops(identity.nai, ar_log, hks_log)
+        ok = _matches(scenario.expect, result)
+        self.out(f"    => {'as expected' if ok else 'NOT as expected'} ({scenario.expect})")
+        return ok, result
+
+    def _hops(self, nai: str, ar_log: LogCursor, hks_log: LogCursor) -> None:
+        ar_lines: list[str] = []
+
+        def ar_logged() -> bool:
+            ar_lines.extend(line for line in ar_log.new_lines() if nai in line)
+            return bool(ar_lines)
+
+        try:
+            wait_for(ar_logged, HOP_LOG_WAIT, "the AR's log line")
+        except Exception:
+            ar_lines.append("(no log line from the AR for this MN)")
+        hks_lines = [line for line in hks_log.new_lines() if "hkp_hks" in line and nai in line]
+        for line in hks_lines or ["(the HKS was not asked)"]:
+            self.out(f"    HKS decided: {_tidy(line)}")
+        for line in ar_lines:
+            self.out(f"    AR decided:  {_tidy(line)}")
+
+
+def _tidy(line: str) -> str:
+    """The decision in a log line: FreeRADIUS's prefix dropped, the AR's JSON summarised."""
+    if "hkp_hks: " in line:
+        return line.split("hkp_hks: ", 1)[1]
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return line.strip()
+    if not isinstance(record, dict):
+        return line.strip()
+    parts = [str(record.get("outcome") or record.get("event", "?"))]
+    if record.get("status") is not None:
+        parts.append(status_name(int(record["status"])))
+    if record.get("spi") is not None:
+        parts.append(f"SPI {record['spi']}")
+    if record.get("message_id") is not None:
+        parts.append(f"Message ID {record['message_id']}")
+    if record.get("ms") is not None:
+        parts.append(f"{record['ms']} ms at the AR")
+    if record.get("reason"):
+        parts.append(str(record["reason"]))
+    return ", ".join(parts)
+
+
+__all__ = ["PROHIBITED", "SCENARIOS", "Runner", "Scenario"]

@@ -1,0 +1,142 @@
+"""`hkp-lab`: a private FreeRADIUS with the HKS, an AR, and MN exchanges through them.
+
+    hkp-lab            # = hkp-lab run: start, run the exchanges, print the account, stop
+    hkp-lab up         # start and leave running; print the endpoints as JSON
+    hkp-lab down       # stop what `up` started
+    hkp-lab --netns    # (root) MN and AR in their own network namespaces, raw IPv6
+
+State lives in --dir, else $HKP_LAB_DIR, else /var/lib/hkp-lab (root) or a per-user
+directory. `run` works in a fresh directory under /tmp and removes it afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .state import processes_path, state_dir
+
+EXIT_OK, EXIT_FAILED, EXIT_SETUP = 0, 1, 2
+
+
+def _missing_prerequisites(use_netns: bool) -> list[str]:
+    from freeradius_module.instance import FREERADIUS
+
+    problems = []
+    if not os.path.exists(FREERADIUS):
+        problems.append(f"FreeRADIUS ({FREERADIUS}) is not installed")
+    try:
+        import pyrad  # noqa: F401
+    except ImportError:
+        problems.append("the Python package pyrad is not installed")
+    if use_netns and os.geteuid() != 0:
+        problems.append("--netns needs root")
+    if use_netns and not shutil.which("ip"):
+        problems.append("the `ip` command (iproute2) is not installed")
+    return problems
+
+
+def _check(use_netns: bool) -> bool:
+    problems = _missing_prerequisites(use_netns)
+    for problem in problems:
+        print(f"hkp-lab: {problem}", file=sys.stderr)
+    if problems:
+        print(
+            "hkp-lab: run scripts/install.sh as root (or scripts/lab.sh, which installs "
+            "then runs the lab)",
+            file=sys.stderr,
+        )
+    return not problems
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .account import Runner
+    from .lab import Lab, LabError
+
+    if not _check(args.netns):
+        return EXIT_SETUP
+    temporary = args.dir is None
+    directory = Path(args.dir).resolve() if args.dir else Path(
+        tempfile.mkdtemp(prefix="hkp-lab-run-", dir="/tmp")
+    )  # fmt: skip
+    lab = Lab(directory, use_netns=args.netns)
+    began = time.monotonic()
+    print("hkp-lab: starting a private FreeRADIUS with the HKS module and an AR ...", flush=True)
+    try:
+        try:
+            lab.start()
+        except (LabError, OSError, RuntimeError) as exc:
+            print(f"hkp-lab: cannot start the lab: {exc}", file=sys.stderr)
+            return EXIT_SETUP
+        assert lab.hks is not None
+        print(f"  HKS: FreeRADIUS {lab.hks.address} port {lab.hks.port} (RADIUS, {lab.hks_log})")
+        if lab.topology is not None:
+            t = lab.topology
+            print(f"  AR:  hkp-ar in netns {t.ar_ns}, raw IPv6 at {t.ar_address} (AR-ID)")
+            print(f"  MN:  netns {t.mn_ns}, address {t.mn_address}")
+        else:
+            print(f"  AR:  hkp-ar on UDP [{lab.ar_host}]:{lab.ar_port}, AR-ID {lab.ar_id}")
+        print(f"  MNs: {', '.join(i.nai for i in lab.identities)} (HMKs of 64 random octets)")
+        ok = Runner(lab, lambda line: print(line, flush=True)).run()
+    finally:
+        lab.stop()
+        if temporary:
+            shutil.rmtree(directory, ignore_errors=True)
+    took = time.monotonic() - began
+    print(f"\nhkp-lab: {'all exchanges as expected' if ok else 'SOME EXCHANGES FAILED'}; "
+          f"stopped everything it started ({took:.1f} s)")  # fmt: skip
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from .lab import Lab, LabError
+
+    if not _check(args.netns):
+        return EXIT_SETUP
+    directory = state_dir(args.dir)
+    if processes_path(directory).exists():
+        print(f"hkp-lab: a lab is already up in {directory}: `hkp-lab down` first",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_SETUP
+    lab = Lab(directory, use_netns=args.netns)
+    try:
+        lab.start(detach=True)
+    except (LabError, OSError, RuntimeError) as exc:
+        print(f"hkp-lab: cannot start the lab: {exc}", file=sys.stderr)
+        return EXIT_SETUP
+    path = lab.write_endpoints()
+    print(json.dumps(lab.endpoints(), indent=1))
+    print(f"hkp-lab: up; endpoints in {path}; stop with `hkp-lab down`", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from .lab import stop_recorded
+
+    directory = state_dir(args.dir)
+    done = stop_recorded(directory)
+    for line in done or [f"no lab is up in {directory}"]:
+        print(f"hkp-lab: {line}")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hkp-lab", description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", nargs="?", default="run", choices=("run", "up", "down"))
+    parser.add_argument("--netns", action="store_true", help="raw IPv6 in namespaces (root)")
+    parser.add_argument("--dir", help="state directory")
+    args = parser.parse_args(argv)
+    try:
+        return {"run": cmd_run, "up": cmd_up, "down": cmd_down}[args.command](args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

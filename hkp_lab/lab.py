@@ -1,0 +1,309 @@
+"""The lab's parts: a private FreeRADIUS with the HKS (freeradius_module.instance), an
+AR (`hkp-ar` as a subprocess), the MN identities, and how to stop them again, also from
+another process (`hkp-lab down`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from freeradius_module.instance import FreeRadiusInstance, free_udp_port
+
+from . import netns
+from .state import endpoints_path, processes_path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LAB_REALM = "lab.example"
+PROHIBITED = f"mallory@{LAB_REALM}"  # the HKS's users file marks her Prohibit (§6.4)
+NAMES = ("alice", "bob", "carol", "dave")
+UDP_AR_ID = "2001:db8:1ab::1"  # P9: over UDP the AR-ID is configuration only
+AR_READY_TIMEOUT = 20.0  # the AR starts in well under a second; be generous on CI
+STOP_TIMEOUT = 10.0
+POLL = 0.02  # polling interval of deadline-bound waits (files, /proc)
+HMK_LENGTH = 64  # draft §6.1: at least 64 octets
+
+
+class LabError(Exception):
+    """Something the lab cannot do; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    nai: str
+    hmk: bytes = field(repr=False)
+
+
+def make_identities() -> list[Identity]:
+    names = [f"{n}@{LAB_REALM}" for n in NAMES] + [PROHIBITED]
+    return [Identity(nai, secrets.token_bytes(HMK_LENGTH)) for nai in names]
+
+
+def wait_for(condition: Any, timeout: float, what: str) -> None:
+    """Poll `condition()` until true or raise LabError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise LabError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(POLL)  # polling interval of a deadline-bound wait
+
+
+def ar_command(config: Path) -> list[str]:
+    """`hkp-ar -c CONFIG`, installed or from this source tree."""
+    script = Path(sys.executable).parent / "hkp-ar"
+    if script.exists():
+        return [str(script), "-c", str(config)]
+    code = "import sys; from ar_proxy.daemon import main; sys.exit(main())"
+    return [sys.executable, "-c", code, "-c", str(config)]
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [env.get("PYTHONPATH"), str(REPO_ROOT)]))
+    return env
+
+
+class Lab:
+    """Start with `start()`, describe with `endpoints()`, stop with `stop()`."""
+
+    def __init__(self, directory: Path, *, use_netns: bool = False) -> None:
+        self.directory = directory
+        self.use_netns = use_netns
+        self.identities = make_identities()
+        self.secret = secrets.token_hex(16)
+        self.hks: FreeRadiusInstance | None = None
+        self.ar_process: subprocess.Popen[bytes] | None = None
+        self.topology: netns.Topology | None = None
+        self.ar_id = UDP_AR_ID
+        self.ar_host = "::1"
+        self.ar_port = 0
+
+    @property
+    def ar_log(self) -> Path:
+        return self.directory / "ar" / "ar.log"
+
+    @property
+    def hks_log(self) -> Path:
+        assert self.hks is not None
+        return self.hks.log_path
+
+    def start(self, detach: bool = False) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.directory, 0o755)  # noqa: S103 - user freerad must reach the HKS's dir
+        try:
+            self._start_hks()
+            if self.use_netns:
+                self.topology = netns.create(self.hks_address)
+                self.ar_id = self.topology.ar_address
+            self._start_ar(detach)
+            self._save_processes()
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def hks_address(self) -> str:
+        return "127.0.0.1"
+
+    def _start_hks(self) -> None:
+        self.hks = FreeRadiusInstance(
+            self.directory / "hks",
+            secret=self.secret.encode(),
+            users={i.nai: i.hmk for i in self.identities},
+            prohibited_users=[PROHIBITED],
+            address=self.hks_address,
+        )
+        try:
+            self.hks.start()
+        except RuntimeError as exc:
+            raise LabError(f"the HKS (FreeRADIUS) did not start: {exc}") from None
+
+    def _ar_config(self) -> str:
+        assert self.hks is not None
+        work = self.directory / "ar"
+        raw = self.topology is not None
+        lines = [
+            "[ar]",
+            f"address = {self.ar_id}",
+            "nas_identifier = hkp-lab-ar",
+            f"key_store = {work / 'keys.sqlite3'}",
+            f"dictionary = {REPO_ROOT / 'raddb' / 'dictionary.pyrad'}",
+            "[udp]",
+            f"enabled = {'no' if raw else 'yes'}",
+            f"listen = {self.ar_host}",
+            f"port = {self.ar_port}",
+            "[raw]",
+            f"enabled = {'yes' if raw else 'no'}",
+            "[coa_validation]",
+            "mode = permissive",
+            "[log]",
+            "level = info",
+            "[home_server lab-hks]",
+            f"ipaddr = {self.topology.hks_address if self.topology else self.hks.address}",
+            f"port = {self.hks.port}",
+            f"secret = {self.secret}",
+            "response_window = 1.0",
+            "retries = 2",
+            "[realm DEFAULT]",
+            "home_servers = lab-hks",
+        ]
+        if raw and self.topology is not None:
+            lines.insert(lines.index("[udp]"), f"netns = {self.topology.ar_ns}")
+        return "\n".join(lines) + "\n"
+
+    def _start_ar(self, detach: bool) -> None:
+        work = self.directory / "ar"
+        work.mkdir(parents=True, exist_ok=True)
+        if self.topology is None:
+            self.ar_port = free_udp_port("::1")
+        config = work / "hkp-ar.conf"
+        config.write_text(self._ar_config())
+        os.chmod(config, 0o600)  # it holds the RADIUS secret
+        log = open(self.ar_log, "ab")
+        try:
+            self.ar_process = subprocess.Popen(
+                ar_command(config),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=child_env(),
+                cwd=REPO_ROOT,
+                start_new_session=detach,
+            )
+        finally:
+            log.close()
+        process = self.ar_process
+
+        def ready() -> bool:
+            if process.poll() is not None:
+                raise LabError(f"hkp-ar exited with {process.returncode}")
+            return '"event": "ready"' in self.ar_log.read_text(errors="replace")
+
+        try:
+            wait_for(ready, AR_READY_TIMEOUT, "hkp-ar's ready line")
+        except LabError as exc:
+            raise LabError(f"{exc}\n{self.ar_log_tail()}") from None
+
+    def ar_log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.ar_log.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join("    | " + line for line in text.splitlines()[-lines:])
+
+    def endpoints(self) -> dict[str, Any]:
+        assert self.hks is not None
+        return {
+            "ar": {
+                "transport": "raw-ipv6" if self.topology else "udp",
+                "address": self.topology.ar_address if self.topology else self.ar_host,
+                "port": None if self.topology else self.ar_port,
+                "ar_id": self.ar_id,
+                "netns": self.topology.ar_ns if self.topology else None,
+            },
+            "mn": {
+                "netns": self.topology.mn_ns if self.topology else None,
+                "address": self.topology.mn_address if self.topology else None,
+            },
+            "hks": {
+                "address": self.hks.address,
+                "port": self.hks.port,
+                "secret": self.secret,
+                "dictionary_dir": str(self.hks.dictionary_dir),
+            },
+            "identities": [
+                {"nai": i.nai, "hmk": i.hmk.hex(), "prohibited": i.nai == PROHIBITED}
+                for i in self.identities
+            ],
+            "state_dir": str(self.directory),
+            "logs": {"ar": str(self.ar_log), "hks": str(self.hks.log_path)},
+        }
+
+    def write_endpoints(self) -> Path:
+        path = endpoints_path(self.directory)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(self.endpoints(), handle, indent=1)
+        return path
+
+    def _save_processes(self) -> None:
+        processes = []
+        if self.hks is not None and self.hks.process is not None:
+            processes.append({"name": "freeradius", "pid": self.hks.process.pid})
+        if self.ar_process is not None:
+            processes.append({"name": "hkp-ar", "pid": self.ar_process.pid})
+        document = {
+            "processes": processes,
+            "netns": self.topology.names() if self.topology else [],
+            "links": self.topology.links() if self.topology else [],
+        }
+        processes_path(self.directory).write_text(json.dumps(document))
+
+    def stop(self) -> None:
+        """Stop everything this lab started; safe to call twice."""
+        process, self.ar_process = self.ar_process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(STOP_TIMEOUT)
+        if self.hks is not None:
+            self.hks.stop()
+        if self.topology is not None:
+            netns.destroy(self.topology.names(), self.topology.links())
+            self.topology = None
+        processes_path(self.directory).unlink(missing_ok=True)
+
+
+def stop_recorded(directory: Path) -> list[str]:
+    """`hkp-lab down`: stop what a detached `hkp-lab up` recorded. Returns what it did."""
+    path = processes_path(directory)
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    done = []
+    for item in document.get("processes", []):
+        pid = int(item["pid"])
+        if _stop_pid(pid, str(directory)):
+            done.append(f"stopped {item['name']} (pid {pid})")
+    if document.get("netns"):
+        netns.destroy(document["netns"], document.get("links", []))
+        done.append(f"deleted network namespaces {', '.join(document['netns'])}")
+    path.unlink(missing_ok=True)
+    endpoints_path(directory).unlink(missing_ok=True)
+    return done
+
+
+def _stop_pid(pid: int, marker: str) -> bool:
+    """SIGTERM `pid` only if its command line mentions our state dir (no reused pids)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return False
+    if marker not in cmdline:
+        return False
+    try:
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), STOP_TIMEOUT, "exit")
+    except LabError:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return True
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return " Z " in Path(f"/proc/{pid}/stat").read_text().split(")", 1)[1][:4]
+    except OSError:
+        return True

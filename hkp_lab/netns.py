@@ -1,0 +1,116 @@
+"""Network namespaces for raw IPv6 (as root): the MN and the AR each in their own
+namespace, joined by a veth pair with IPv6 addresses (nodad: usable at once).
+
+Names carry a random suffix (hkplab-mn-xxxx, hkplab-ar-xxxx) so that parallel labs and
+tests never collide; `destroy` removes them and is safe to call twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ipaddress
+import os
+import secrets
+import subprocess
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+CLONE_NEWNET = 0x40000000  # <sched.h>
+PREFIX = "fd00:1ab:"  # a ULA /64 per lab (RFC 4193)
+MN_COA_BASE = 0x10  # identity addresses: mn_address + 0x10 + index
+MN_COAS = 8  # addresses made for MN identities (the lab has five)
+
+
+class NetnsError(Exception):
+    pass
+
+
+def _ip(*args: str) -> None:
+    result = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise NetnsError(f"ip {' '.join(args)}: {result.stderr.strip()}")
+
+
+@dataclass(frozen=True)
+class Topology:
+    mn_ns: str
+    ar_ns: str
+    mn_address: str
+    ar_address: str
+    hks_address: str = "127.0.0.1"  # the AR daemon speaks RADIUS from the root namespace
+
+    def coa(self, index: int) -> str:
+        """The address of the index-th MN identity in the MN namespace: the AR binds
+        each CoA to one NAI (§7.4), so MNs do not share one."""
+        return str(ipaddress.IPv6Address(self.mn_address) + MN_COA_BASE + index)
+
+    def names(self) -> list[str]:
+        return [self.mn_ns, self.ar_ns]
+
+    def links(self) -> list[str]:
+        return []  # the veth pair lives and dies with the namespaces
+
+
+def create(hks_address: str = "127.0.0.1", prefix: str = "hkplab") -> Topology:
+    """Two namespaces, a veth pair between them, IPv6 on both ends, loopback up."""
+    if os.geteuid() != 0:
+        raise NetnsError("network namespaces need root: run as root or without --netns")
+    suffix = secrets.token_hex(3)
+    mn_ns, ar_ns = f"{prefix}-mn-{suffix}", f"{prefix}-ar-{suffix}"
+    net = f"{PREFIX}{int(suffix, 16) & 0xFFFF:x}::"
+    topology = Topology(mn_ns, ar_ns, f"{net}2", f"{net}1", hks_address)
+    created: list[str] = []
+    try:
+        for name in (mn_ns, ar_ns):
+            _ip("netns", "add", name)
+            created.append(name)
+            _ip("-n", name, "link", "set", "lo", "up")
+        _ip("-n", mn_ns, "link", "add", "veth-mn", "type", "veth", "peer", "name", "veth-ar",
+            "netns", ar_ns)  # fmt: skip
+        for name, dev, address in ((mn_ns, "veth-mn", f"{net}2"), (ar_ns, "veth-ar", f"{net}1")):
+            _ip("-n", name, "-6", "addr", "add", f"{address}/64", "dev", dev, "nodad")
+            _ip("-n", name, "link", "set", dev, "up")
+        for index in range(MN_COAS):
+            _ip("-n", mn_ns, "-6", "addr", "add", f"{topology.coa(index)}/64", "dev", "veth-mn",
+                "nodad")  # fmt: skip
+    except NetnsError:
+        destroy(created, [])
+        raise
+    return topology
+
+
+def destroy(names: Sequence[str], links: Sequence[str]) -> None:
+    for name in names:
+        subprocess.run(["ip", "netns", "delete", name], capture_output=True, check=False)
+
+
+_libc = None
+
+
+def _setns(fd: int) -> None:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        errno = ctypes.get_errno()
+        raise NetnsError(f"setns: {os.strerror(errno)}")
+
+
+@contextlib.contextmanager
+def inside(name: str) -> Iterator[None]:
+    """Run the block with this thread in namespace `name`: sockets created there stay
+    in it after the block returns."""
+    home = os.open("/proc/self/ns/net", os.O_RDONLY)
+    try:
+        target = os.open(f"/run/netns/{name}", os.O_RDONLY)
+        try:
+            _setns(target)
+        finally:
+            os.close(target)
+        try:
+            yield
+        finally:
+            _setns(home)
+    finally:
+        os.close(home)

@@ -1,0 +1,597 @@
+"""The MN role (draft §6.2, §6.5; PROFILE P5, P7, P10), sans-I/O.
+
+Every state rule of an MN exchange is in this file: `State` is named by what an exchange
+expects next, `Input` is what happened (a classified HKResp or a timer), and `TRANSITIONS`
+maps (state, input) to (action, next state); a pair missing from the table is our bug.
+
+Time (`now`, Unix seconds) and randomness (`random(n) -> n bytes`) are arguments. The
+adapter calls `request_key` / `verify_key` / `refresh_key`, `receive_datagram`,
+`on_timer`, then sends `datagrams_to_send()`, arms `next_timer()` and reads `events()`.
+
+Decisions (docs/decisions.md, "## MN"):
+- A retransmission re-sends the same bytes (same Message ID, nonce and timestamp, §6.2.1);
+  at most N_HO_KEYTRIES retransmissions follow the first transmission.
+- A corrected request (after TIMESTAMP_REQD, INVALID_TIMESTAMP, INVALID_PRF_ALG,
+  INVALID_MAC_ALG, HK_VERIFY_FAILED or a CoA_AUTH_FAILED wait) is a new HKReq with a new
+  Message ID: the AR re-sends its cached answer to a repeated Message ID (§6.3).
+- Errors from the HKS are honoured only when their MN-HKS MAC verifies (P7); without one
+  they are hints and the exchange keeps waiting for a real answer. AR errors
+  (CoA_AUTH_FAILED, TIMESTAMP_REQD, HK_VERIFY_FAILED) carry no MAC and are acted on,
+  since obeying them only costs a retry.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import crypto, ntp
+from .constants import (
+    DEFAULT_CODE_POINTS,
+    HK_DEFAULT_LENGTH,
+    HK_RETRY_INTERVAL,
+    HKEY_REQ_TOUT,
+    N_HO_KEYTRIES,
+    NONCE_LENGTH,
+    NULL_COA,
+    PRF,
+    CodePoints,
+    MacAlgorithm,
+    MacSubtype,
+    NonceSubtype,
+    Status,
+)
+from .errors import DecodeError, LocalProtocolError
+from .messages import HKReq, HKResp, decode_message
+from .mn_events import (
+    Datagram,
+    Discarded,
+    ErrorReceived,
+    Event,
+    GaveUp,
+    KeyEstablished,
+    Kind,
+    RequestSent,
+)
+from .mn_keys import HeldKey, KeyStore, format_address
+from .options import HandoverNonce, MacOption, MobileNodeIdentifier, Option, Timestamp
+
+# Corrections (new HKReqs answering an error) per exchange: one per correctable status
+# (TIMESTAMP_REQD, INVALID_PRF_ALG, INVALID_MAC_ALG, INVALID_TIMESTAMP, HK_VERIFY_FAILED)
+# can each be needed once; more means the peers disagree and retrying will not help.
+MAX_CORRECTIONS = 5
+# Draft §5.2.3: fraction bits a clock cannot supply SHOULD be random; time.time() is good
+# to about a microsecond (2^-20 s), so the low 12 of the 32 fraction bits are random.
+TIMESTAMP_RANDOM_BITS = 12
+# Draft §6.2.2.1: retry CoA_AUTH_FAILED "after a random time greater than
+# HK_RETRY_INTERVAL": interval * (1 + u * jitter), u uniform in (0, 1].
+COA_RETRY_JITTER = 0.5
+
+RandomSource = Callable[[int], bytes]
+
+__all__ = [
+    "TRANSITIONS",
+    "Action",
+    "Datagram",
+    "Discarded",
+    "ErrorReceived",
+    "Event",
+    "GaveUp",
+    "HeldKey",
+    "Input",
+    "KeyEstablished",
+    "KeyStore",
+    "Kind",
+    "MNConfig",
+    "MobileNode",
+    "RequestSent",
+    "State",
+]
+
+
+class State(enum.Enum):
+    """What an exchange expects next."""
+
+    EXPECT_HKRESP = "expect-hkresp"  # an HKReq is out; an HKResp or HKEY_REQ_TOUT comes next
+    EXPECT_RETRY_TIME = "expect-retry-time"  # CoA_AUTH_FAILED: waiting > HK_RETRY_INTERVAL
+    KEY_ESTABLISHED = "key-established"  # done: a key is held (terminal)
+    GAVE_UP = "gave-up"  # done: no key (terminal)
+
+
+class Input(enum.Enum):
+    KEY_RESPONSE = "key-response"  # success whose MN-AR MAC verifies
+    CORRECTABLE_ERROR = "correctable-error"  # resend corrected now
+    RETRY_LATER_ERROR = "retry-later-error"  # CoA_AUTH_FAILED with retries left
+    FINAL_ERROR = "final-error"  # honoured error, nothing left to try
+    HINT = "hint"  # an error that changes nothing (P7: no valid MAC)
+    RESPONSE_TIMEOUT = "response-timeout"  # HKEY_REQ_TOUT passed, retransmissions left
+    TRIES_EXHAUSTED = "tries-exhausted"  # HKEY_REQ_TOUT passed after the last try
+    RETRY_TIME = "retry-time"  # the CoA_AUTH_FAILED wait is over
+
+
+class Action(enum.Enum):
+    STORE_KEY = "store-key"
+    SEND_CORRECTED = "send-corrected"
+    WAIT_TO_RETRY = "wait-to-retry"
+    GIVE_UP = "give-up"
+    NOTE_HINT = "note-hint"
+    RETRANSMIT = "retransmit"
+    SEND_FRESH = "send-fresh"
+    IGNORE = "ignore"  # a late answer to a finished or paused exchange
+
+
+_RESPONSES = (
+    Input.KEY_RESPONSE,
+    Input.CORRECTABLE_ERROR,
+    Input.RETRY_LATER_ERROR,
+    Input.FINAL_ERROR,
+    Input.HINT,
+)
+TRANSITIONS: dict[tuple[State, Input], tuple[Action, State]] = {
+    (State.EXPECT_HKRESP, Input.KEY_RESPONSE): (Action.STORE_KEY, State.KEY_ESTABLISHED),
+    (State.EXPECT_HKRESP, Input.CORRECTABLE_ERROR): (Action.SEND_CORRECTED, State.EXPECT_HKRESP),
+    (State.EXPECT_HKRESP, Input.RETRY_LATER_ERROR): (
+        Action.WAIT_TO_RETRY,
+        State.EXPECT_RETRY_TIME,
+    ),
+    (State.EXPECT_HKRESP, Input.FINAL_ERROR): (Action.GIVE_UP, State.GAVE_UP),
+    (State.EXPECT_HKRESP, Input.HINT): (Action.NOTE_HINT, State.EXPECT_HKRESP),
+    (State.EXPECT_HKRESP, Input.RESPONSE_TIMEOUT): (Action.RETRANSMIT, State.EXPECT_HKRESP),
+    (State.EXPECT_HKRESP, Input.TRIES_EXHAUSTED): (Action.GIVE_UP, State.GAVE_UP),
+    (State.EXPECT_RETRY_TIME, Input.RETRY_TIME): (Action.SEND_FRESH, State.EXPECT_HKRESP),
+    **{(State.EXPECT_RETRY_TIME, i): (Action.IGNORE, State.EXPECT_RETRY_TIME) for i in _RESPONSES},
+    **{(State.KEY_ESTABLISHED, i): (Action.IGNORE, State.KEY_ESTABLISHED) for i in _RESPONSES},
+    **{(State.GAVE_UP, i): (Action.IGNORE, State.GAVE_UP) for i in _RESPONSES},
+}
+
+
+@dataclass(frozen=True)
+class MNConfig:
+    """An MN identity and its policy. `hmk` never appears in a repr."""
+
+    nai: bytes
+    hmk: bytes
+    prf: int = PRF.HMAC_SHA1
+    mac_algorithm: int = MacAlgorithm.HMAC_SHA1
+    use_timestamps: bool = True  # §6.2.1: the MN SHOULD use the Timestamp option
+    request_timeout: float = HKEY_REQ_TOUT
+    max_retransmissions: int = N_HO_KEYTRIES
+    retry_interval: float = HK_RETRY_INTERVAL
+    hk_length: int = HK_DEFAULT_LENGTH
+    code_points: CodePoints = DEFAULT_CODE_POINTS
+
+    def __post_init__(self) -> None:
+        MobileNodeIdentifier(self.nai)  # checks the NAI length (P2)
+        crypto.derive_hik(self.hmk, self.prf, 0, self.mac_algorithm)  # HMK length, algorithms
+
+    def __repr__(self) -> str:
+        return f"MNConfig(nai={self.nai!r}, prf={self.prf}, mac_algorithm={self.mac_algorithm})"
+
+
+class _Exchange:
+    """One key exchange with one AR; mutable, owned by MobileNode."""
+
+    def __init__(self, number: int, kind: Kind, ar_id: bytes, coa: bytes, now: float) -> None:
+        self.number = number
+        self.kind = kind
+        self.ar_id = ar_id
+        self.care_of_address = coa
+        self.started_at = now
+        self.state = State.EXPECT_HKRESP
+        self.message_id = 0
+        self.prf = 0
+        self.mac_algorithm = 0
+        self.mn_nonce = b""
+        self.timestamp: int | None = None
+        self.wire = b""
+        self.transmissions = 0
+        self.coa_retries = 0
+        self.corrections = 0
+        self.deadline: float | None = None
+        self.last_status: int | None = None
+
+
+class MobileNode:
+    """The MN side of the protocol for one identity (NAI, HMK)."""
+
+    def __init__(
+        self,
+        config: MNConfig,
+        random: RandomSource,
+        keys: KeyStore | None = None,
+        clock_offset: float = 0.0,
+    ) -> None:
+        self.config = config
+        self.keys = keys if keys is not None else KeyStore()
+        self.clock_offset = clock_offset  # seconds to add to `now` for timestamps (P5)
+        self.prohibited: set[bytes] = set()  # AR-IDs that answered ADMINISTRATIVELY_PROHIBITED
+        self.last_timestamp = 0
+        self.use_timestamps = config.use_timestamps
+        self.prf = config.prf
+        self.mac_algorithm = config.mac_algorithm
+        self._random = random
+        self._next_message_id = random(1)[0]
+        self._exchanges: dict[int, _Exchange] = {}
+        self._numbers = 0
+        self._outbox: list[Datagram] = []
+        self._events: list[Event] = []
+
+    # ---- commands ------------------------------------------------------------------
+
+    def request_key(self, ar_id: bytes, now: float, care_of_address: bytes = NULL_COA) -> int:
+        """Draft §6.2.1: ask `ar_id` for a new HK. Returns the exchange number."""
+        return self._start(Kind.REQUEST, ar_id, care_of_address, now)
+
+    def verify_key(self, ar_id: bytes, now: float, care_of_address: bytes = NULL_COA) -> int:
+        """Draft §6.2.3: returning to `ar_id`, prove possession of the held key (V flag)."""
+        if self.keys.get(self.config.nai, ar_id, now) is None:
+            raise LocalProtocolError(
+                f"no unexpired key held for AR {format_address(ar_id)}: request one first"
+            )
+        return self._start(Kind.VERIFY, ar_id, care_of_address, now)
+
+    def refresh_key(self, ar_id: bytes, now: float) -> int:
+        """Draft §6.5: establish a key with an AR not attached to; the CoA is NULL."""
+        return self._start(Kind.REFRESH, ar_id, NULL_COA, now)
+
+    def _start(self, kind: Kind, ar_id: bytes, coa: bytes, now: float) -> int:
+        if len(ar_id) != 16 or len(coa) != 16:
+            raise LocalProtocolError("AR-ID and CoA must be 16-octet IPv6 addresses")
+        if ar_id in self.prohibited:
+            raise LocalProtocolError(
+                f"AR {format_address(ar_id)} answered ADMINISTRATIVELY_PROHIBITED: "
+                "draft §6.2.2.1 forbids more HKReqs via it"
+            )
+        self._numbers += 1
+        exchange = _Exchange(self._numbers, kind, ar_id, coa, now)
+        self._exchanges[exchange.number] = exchange
+        self._send_new(exchange, now)
+        return exchange.number
+
+    # ---- adapter interface ---------------------------------------------------------
+
+    def datagrams_to_send(self) -> list[Datagram]:
+        out, self._outbox = self._outbox, []
+        return out
+
+    def events(self) -> list[Event]:
+        out, self._events = self._events, []
+        return out
+
+    def next_timer(self) -> float | None:
+        deadlines = [e.deadline for e in self._exchanges.values() if e.deadline is not None]
+        return min(deadlines) if deadlines else None
+
+    def on_timer(self, now: float) -> None:
+        for exchange in list(self._exchanges.values()):
+            if exchange.deadline is None or exchange.deadline > now:
+                continue
+            if exchange.state is State.EXPECT_RETRY_TIME:
+                self._apply(exchange, Input.RETRY_TIME, now)
+            elif exchange.transmissions <= self.config.max_retransmissions:
+                self._apply(exchange, Input.RESPONSE_TIMEOUT, now)
+            else:
+                self._apply(exchange, Input.TRIES_EXHAUSTED, now, reason="no answer")
+
+    def active(self) -> int:
+        """How many exchanges are not finished."""
+        return len(self._exchanges)
+
+    def state_of(self, exchange: int) -> State | None:
+        found = self._exchanges.get(exchange)
+        return found.state if found else None
+
+    def receive_datagram(self, data: bytes, ar_id: bytes, now: float) -> None:
+        """An MH arrived from `ar_id`. Anything not a valid answer is silently discarded."""
+        try:
+            message = decode_message(data, self.config.code_points)
+        except DecodeError as exc:
+            self._events.append(Discarded(None, f"malformed: {exc}"))
+            return
+        if not isinstance(message, HKResp):
+            self._events.append(Discarded(None, "not an HKResp"))
+            return
+        exchange = next(
+            (
+                e
+                for e in self._exchanges.values()
+                if e.ar_id == ar_id and e.message_id == message.message_id
+            ),
+            None,
+        )
+        if exchange is None:  # §6.2.2: a Message ID we are not waiting on
+            self._events.append(Discarded(None, f"foreign Message ID {message.message_id}"))
+            return
+        classified = self._classify(exchange, message, data, now)
+        if isinstance(classified, str):
+            self._events.append(Discarded(exchange.number, classified))
+            return
+        step, reaction, extra = classified
+        if message.status != Status.SUCCESS:
+            exchange.last_status = message.status
+            authenticated = bool(extra.get("authenticated"))
+            self._events.append(
+                ErrorReceived(exchange.number, message.status, authenticated, reaction)
+            )
+        self._apply(exchange, step, now, message=message, reason=reaction, **extra)
+
+    # ---- classification: HKResp -> Input -------------------------------------------
+
+    def _classify(
+        self, exchange: _Exchange, resp: HKResp, wire: bytes, now: float
+    ) -> str | tuple[Input, str, dict[str, object]]:
+        if exchange.state is not State.EXPECT_HKRESP:
+            return f"late answer in state {exchange.state.value}"
+        if resp.status == Status.SUCCESS:
+            return self._classify_success(exchange, resp, wire)
+        return self._classify_error(exchange, resp, wire)
+
+    def _classify_success(
+        self, exchange: _Exchange, resp: HKResp, wire: bytes
+    ) -> str | tuple[Input, str, dict[str, object]]:
+        mac = resp.mac(MacSubtype.MN_AR)
+        if mac is None:  # §6.2.2: MUST silently discard
+            return "success without an MN-AR MAC"
+        if not crypto.supported_mac_algorithm(mac.algorithm):
+            return f"MN-AR MAC of unsupported algorithm {mac.algorithm}"
+        if resp.verify:
+            held = self.keys.get(self.config.nai, exchange.ar_id)
+            if exchange.kind is not Kind.VERIFY or held is None:
+                return "V flag set but no verify was asked"
+            if not crypto.verify_mac(wire, resp, MacSubtype.MN_AR, held.hk):
+                return "MN-AR MAC does not verify with the held key"
+            return Input.KEY_RESPONSE, "held key verified", {"hk": held.hk, "verified": True}
+        hks_nonce = resp.hks_nonce
+        if hks_nonce is None:
+            return "success without an HKS-Nonce"
+        if not exchange.mn_nonce:
+            return "new key offered for a verify-only request"
+        if not crypto.supported_prf(resp.prf):
+            return f"success with unsupported PRF {resp.prf}"
+        if exchange.timestamp is not None and resp.timestamp not in (None, exchange.timestamp):
+            return "timestamp echo differs from the one sent (P5)"
+        hk = crypto.derive_hk(
+            self.config.hmk,
+            resp.prf,
+            exchange.mn_nonce,
+            hks_nonce,
+            self.config.nai,
+            exchange.ar_id,
+            self.config.hk_length,
+        )
+        if not crypto.verify_mac(wire, resp, MacSubtype.MN_AR, hk):  # §6.2.2
+            return "MN-AR MAC does not verify with the derived HK"
+        return Input.KEY_RESPONSE, "new key", {"hk": hk, "verified": False}
+
+    def _hks_signed(self, exchange: _Exchange, resp: HKResp, wire: bytes) -> bool | str:
+        """P7: True when the MN-HKS MAC verifies with the HIK of the request (keyed for the
+        algorithm in the option), False when there is none, a reason to discard otherwise."""
+        mac = resp.mac(MacSubtype.MN_HKS)
+        if mac is None:
+            return "MN-AR MAC on an error" if resp.mac(MacSubtype.MN_AR) else False
+        if not crypto.supported_mac_algorithm(mac.algorithm):
+            return f"MN-HKS MAC of unsupported algorithm {mac.algorithm}"
+        hik = crypto.derive_hik(self.config.hmk, exchange.prf, exchange.message_id, mac.algorithm)
+        if not crypto.verify_mac(wire, resp, MacSubtype.MN_HKS, hik):
+            return "MN-HKS MAC does not verify"
+        return True
+
+    def _classify_error(
+        self, exchange: _Exchange, resp: HKResp, wire: bytes
+    ) -> str | tuple[Input, str, dict[str, object]]:
+        signed = self._hks_signed(exchange, resp, wire)
+        if isinstance(signed, str):
+            return signed
+        status = resp.status
+        extra: dict[str, object] = {"authenticated": signed}
+
+        def correct(reaction: str, **changes: object) -> tuple[Input, str, dict[str, object]]:
+            if exchange.corrections >= MAX_CORRECTIONS:
+                return Input.FINAL_ERROR, "too many corrections: giving up", extra
+            return Input.CORRECTABLE_ERROR, reaction, {**extra, **changes}
+
+        hint = (Input.HINT, "no valid MN-HKS MAC: a hint only (P7), still waiting", extra)
+        if status == Status.COA_AUTH_FAILED:
+            if exchange.coa_retries >= self.config.max_retransmissions:
+                return Input.FINAL_ERROR, "CoA_AUTH_FAILED and no retries left", extra
+            return Input.RETRY_LATER_ERROR, "retrying after HK_RETRY_INTERVAL", extra
+        if status == Status.TIMESTAMP_REQD:
+            if exchange.timestamp is not None:
+                return Input.HINT, "TIMESTAMP_REQD although a timestamp was sent: ignored", extra
+            return correct("resending with a timestamp", use_timestamps=True)
+        if status == Status.HK_VERIFY_FAILED:
+            if exchange.kind is not Kind.VERIFY:
+                return Input.HINT, "HK_VERIFY_FAILED for a request without V: ignored", extra
+            return correct("the AR lacks the key: full MN-HKS request", kind=Kind.REQUEST)
+        if not signed:
+            return hint
+        if status == Status.ADMINISTRATIVELY_PROHIBITED:
+            return Input.FINAL_ERROR, "no more HKReqs via this AR (§6.2.2.1)", extra
+        if status == Status.INVALID_TIMESTAMP:
+            echoed = resp.timestamp
+            if echoed is None:
+                return "INVALID_TIMESTAMP without a Timestamp option"
+            if exchange.timestamp is not None and (echoed ^ exchange.timestamp) & 0xFFFFFFFF:
+                return "INVALID_TIMESTAMP echoes other low 32 bits than sent (P5)"
+            sent = exchange.timestamp if exchange.timestamp is not None else echoed
+            delta = ((echoed >> 32) - (sent >> 32) + (1 << 31)) % (1 << 32) - (1 << 31)
+            return correct(
+                f"clock adjusted by {delta:+d} s, resending", clock_delta=delta, use_timestamps=True
+            )
+        if status == Status.INVALID_PRF_ALG:
+            if not crypto.supported_prf(resp.prf) or resp.prf == exchange.prf:
+                return Input.FINAL_ERROR, f"HKS requires PRF {resp.prf}, unavailable", extra
+            return correct(f"resending with PRF {resp.prf}", prf=resp.prf)
+        if status == Status.INVALID_MAC_ALG:
+            required = resp.mac(MacSubtype.MN_HKS)
+            assert required is not None  # signed implies present
+            if required.algorithm == exchange.mac_algorithm:
+                return Input.FINAL_ERROR, "INVALID_MAC_ALG naming the algorithm used", extra
+            return correct(f"resending with MAC algorithm {required.algorithm}",
+                           mac_algorithm=required.algorithm)  # fmt: skip
+        return Input.FINAL_ERROR, f"unknown status {status}", extra
+
+    # ---- actions -------------------------------------------------------------------
+
+    def _apply(
+        self,
+        exchange: _Exchange,
+        step: Input,
+        now: float,
+        message: HKResp | None = None,
+        reason: str = "",
+        **extra: object,
+    ) -> None:
+        try:
+            action, next_state = TRANSITIONS[(exchange.state, step)]
+        except KeyError:
+            raise LocalProtocolError(
+                f"MN exchange in {exchange.state.value} has no transition for {step.value}"
+            ) from None
+        exchange.state = next_state
+        if action is Action.STORE_KEY:
+            assert message is not None
+            self._store_key(exchange, message, now, extra)
+        elif action is Action.SEND_CORRECTED:
+            self._correct(exchange, extra)
+            self._send_new(exchange, now)
+        elif action is Action.WAIT_TO_RETRY:
+            exchange.coa_retries += 1
+            fraction = (int.from_bytes(self._random(2), "big") + 1) / 65536
+            exchange.deadline = now + self.config.retry_interval * (1 + fraction * COA_RETRY_JITTER)
+        elif action is Action.SEND_FRESH:
+            self._send_new(exchange, now)
+        elif action is Action.RETRANSMIT:
+            self._transmit(exchange, now)
+        elif action is Action.GIVE_UP:
+            if message is not None and message.status == Status.ADMINISTRATIVELY_PROHIBITED:
+                self.prohibited.add(exchange.ar_id)
+            self._finish(exchange)
+            self._events.append(
+                GaveUp(exchange.number, reason, exchange.last_status, now - exchange.started_at)
+            )
+        # NOTE_HINT and IGNORE change nothing: the exchange keeps its timer.
+
+    def _correct(self, exchange: _Exchange, changes: dict[str, object]) -> None:
+        exchange.corrections += 1
+        if changes.get("use_timestamps"):
+            self.use_timestamps = True
+        delta = changes.get("clock_delta")
+        if isinstance(delta, int):
+            self.clock_offset += delta
+            self.last_timestamp = 0  # the HKS's clock now rules, not our old stamps
+        prf = changes.get("prf")
+        if isinstance(prf, int):
+            self.prf = prf
+        algorithm = changes.get("mac_algorithm")
+        if isinstance(algorithm, int):
+            self.mac_algorithm = algorithm
+        kind = changes.get("kind")
+        if isinstance(kind, Kind):
+            exchange.kind = kind
+
+    def _store_key(
+        self, exchange: _Exchange, resp: HKResp, now: float, extra: dict[str, object]
+    ) -> None:
+        hk = extra["hk"]
+        assert isinstance(hk, bytes)
+        verified = bool(extra.get("verified"))
+        held = self.keys.get(self.config.nai, exchange.ar_id)
+        if verified and held is not None:
+            key = held.renewed(resp.spi, resp.lifetime, now, exchange.care_of_address)
+        else:
+            mac = resp.mac(MacSubtype.MN_AR)
+            key = HeldKey(
+                nai=self.config.nai,
+                ar_id=exchange.ar_id,
+                spi=resp.spi,
+                lifetime=resp.lifetime,
+                established_at=now,
+                expires_at=now + resp.lifetime,
+                prf=resp.prf,
+                mac_algorithm=mac.algorithm if mac else self.mac_algorithm,
+                care_of_address=exchange.care_of_address,
+                hk=hk,
+            )
+        replaced = self.keys.put(key) is not None and not verified
+        self._finish(exchange)
+        self._events.append(
+            KeyEstablished(exchange.number, key, verified, replaced, now - exchange.started_at)
+        )
+
+    def _finish(self, exchange: _Exchange) -> None:
+        exchange.deadline = None
+        del self._exchanges[exchange.number]
+
+    def _allocate_message_id(self, exchange: _Exchange) -> int:
+        """§6.2.1: a unique Message ID: a sequence from a random start, skipping IDs that
+        other exchanges with the same AR use (a corrected HKReq moves on by the sequence)."""
+        in_use = {
+            e.message_id
+            for e in self._exchanges.values()
+            if e.ar_id == exchange.ar_id and e is not exchange
+        }
+        for _ in range(256):
+            candidate = self._next_message_id
+            self._next_message_id = (candidate + 1) % 256
+            if candidate not in in_use:
+                return candidate
+        raise LocalProtocolError("256 exchanges in flight with one AR: no Message ID left")
+
+    def _timestamp(self, now: float) -> int:
+        """P5 / §5.2.3: NTP time with random low bits, greater than any sent before."""
+        low = int.from_bytes(self._random(4), "big")
+        stamp = ntp.to_ntp(now + self.clock_offset, low, TIMESTAMP_RANDOM_BITS)
+        stamp = max(stamp, self.last_timestamp + 1)
+        self.last_timestamp = stamp
+        return stamp
+
+    def _send_new(self, exchange: _Exchange, now: float) -> None:
+        """Build and send a new HKReq (new Message ID, nonce and timestamp)."""
+        exchange.message_id = self._allocate_message_id(exchange)
+        exchange.prf = self.prf
+        exchange.mac_algorithm = self.mac_algorithm
+        exchange.transmissions = 0
+        verify = exchange.kind is Kind.VERIFY
+        options: list[Option] = [MobileNodeIdentifier(self.config.nai)]
+        exchange.mn_nonce = b"" if verify else self._random(NONCE_LENGTH)
+        if exchange.mn_nonce:
+            options.append(HandoverNonce(NonceSubtype.MN_NONCE, exchange.mn_nonce))
+        exchange.timestamp = self._timestamp(now) if self.use_timestamps else None
+        if exchange.timestamp is not None:
+            options.append(Timestamp(exchange.timestamp))
+        keys: dict[MacSubtype, bytes] = {}
+        if verify:
+            held = self.keys.get(self.config.nai, exchange.ar_id)
+            if held is None:
+                raise LocalProtocolError("the held key vanished before the verify was sent")
+            options.append(MacOption(MacSubtype.MN_AR, held.mac_algorithm))
+            keys[MacSubtype.MN_AR] = held.hk
+        else:
+            options.append(MacOption(MacSubtype.MN_HKS, exchange.mac_algorithm))
+            keys[MacSubtype.MN_HKS] = crypto.derive_hik(
+                self.config.hmk, exchange.prf, exchange.message_id, exchange.mac_algorithm
+            )
+        request = HKReq(
+            exchange.message_id, verify, exchange.prf, exchange.care_of_address, tuple(options)
+        )
+        exchange.wire = crypto.sign_message(request, keys, self.config.code_points)
+        self._transmit(exchange, now)
+
+    def _transmit(self, exchange: _Exchange, now: float) -> None:
+        exchange.transmissions += 1
+        exchange.deadline = now + self.config.request_timeout
+        self._outbox.append(Datagram(exchange.ar_id, exchange.wire))
+        self._events.append(
+            RequestSent(
+                exchange.number,
+                exchange.ar_id,
+                exchange.message_id,
+                exchange.transmissions,
+                exchange.kind,
+                exchange.prf,
+                exchange.mac_algorithm,
+                exchange.timestamp is not None,
+            )
+        )

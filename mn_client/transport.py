@@ -1,0 +1,139 @@
+"""MN transports (PROFILE P9): the MH over UDP to an AR's port, or as raw IPv6 Next
+Header 135. Adapters only: bytes in and out, no protocol decisions."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Mapping
+from typing import Protocol
+
+from hkp_radius.constants import IPPROTO_MH, MH_MAX_LENGTH
+
+UDP_DEFAULT_PORT = 54135  # P9
+# RFC 6275 §6.1.1 / P9: the MH Checksum is octets 4-5; the kernel fills and checks it.
+MH_CHECKSUM_OFFSET = 4
+IPV6_CHECKSUM = getattr(socket, "IPV6_CHECKSUM", 7)  # Linux value when Python lacks it
+# A receive buffer large enough for any MH (P2) plus slack for oversized junk.
+RECEIVE_BUFFER = MH_MAX_LENGTH + 512
+
+
+class Transport(Protocol):
+    def fileno(self) -> int: ...
+
+    def send(self, ar_id: bytes, data: bytes) -> None: ...
+
+    def receive(self) -> list[tuple[bytes, bytes]]:
+        """Pending datagrams as (data, ar_id of the sender); never blocks."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def parse_endpoint(text: str, default_port: int = UDP_DEFAULT_PORT) -> tuple[str, int]:
+    """ "[2001:db8::1]:54135", "127.0.0.1:54135", "::1" or "host" -> (host, port)."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = int(rest[1:]) if rest.startswith(":") else default_port
+        return host, port
+    if text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+        return host, int(port_text)
+    return text, default_port
+
+
+class UdpTransport:
+    """UDP encapsulation (P9): the datagram payload is the MH; checksum zero, ignored.
+    `endpoints` maps each AR-ID (16 octets) to that AR's UDP (host, port)."""
+
+    def __init__(self, endpoints: Mapping[bytes, tuple[str, int]]) -> None:
+        self._sockets: dict[int, socket.socket] = {}
+        self._targets: dict[bytes, tuple[socket.socket, tuple[str, int]]] = {}
+        self._senders: dict[tuple[str, int], bytes] = {}
+        for ar_id, (host, port) in endpoints.items():
+            family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+            sock = self._sockets.get(family)
+            if sock is None:
+                sock = socket.socket(family, socket.SOCK_DGRAM)
+                sock.setblocking(False)
+                sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
+                self._sockets[family] = sock
+            target = (str(ipaddress.ip_address(address[0])), int(address[1]))
+            self._targets[ar_id] = (sock, target)
+            self._senders[target] = ar_id
+        if len(self._sockets) > 1:
+            raise ValueError("all AR endpoints of one UDP transport must share an address family")
+
+    def fileno(self) -> int:
+        return next(iter(self._sockets.values())).fileno()
+
+    def send(self, ar_id: bytes, data: bytes) -> None:
+        sock, target = self._targets[ar_id]
+        try:
+            sock.sendto(data, target)
+        except OSError:
+            pass  # like a lost datagram: the role retransmits (§6.2.1)
+
+    def receive(self) -> list[tuple[bytes, bytes]]:
+        out: list[tuple[bytes, bytes]] = []
+        for sock in self._sockets.values():
+            while True:
+                try:
+                    data, source = sock.recvfrom(RECEIVE_BUFFER)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:
+                    continue  # e.g. ICMP port unreachable surfaced as ECONNREFUSED
+                key = (str(ipaddress.ip_address(source[0].split("%")[0])), int(source[1]))
+                ar_id = self._senders.get(key)
+                if ar_id is not None:  # datagrams from anyone else are not answers
+                    out.append((data, ar_id))
+        return out
+
+    def local_port(self) -> int:
+        return int(next(iter(self._sockets.values())).getsockname()[1])
+
+    def close(self) -> None:
+        for sock in self._sockets.values():
+            sock.close()
+
+
+class RawIPv6Transport:
+    """Raw IPv6, Next Header 135 (P9); needs CAP_NET_RAW. The kernel computes the MH
+    checksum on send and drops bad ones on receipt (IPV6_CHECKSUM, offset 4). The
+    destination is the AR-ID itself; `source` optionally binds our address."""
+
+    def __init__(self, source: str | None = None) -> None:
+        self._sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_MH)
+        try:
+            self._sock.setsockopt(socket.IPPROTO_IPV6, IPV6_CHECKSUM, MH_CHECKSUM_OFFSET)
+            if source:
+                self._sock.bind((source, 0))
+            self._sock.setblocking(False)
+        except OSError:
+            self._sock.close()
+            raise
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def send(self, ar_id: bytes, data: bytes) -> None:
+        try:
+            self._sock.sendto(data, (socket.inet_ntop(socket.AF_INET6, ar_id), 0))
+        except OSError:
+            pass  # like a lost datagram: the role retransmits (§6.2.1)
+
+    def receive(self) -> list[tuple[bytes, bytes]]:
+        out: list[tuple[bytes, bytes]] = []
+        while True:
+            try:
+                data, source = self._sock.recvfrom(RECEIVE_BUFFER)
+            except (BlockingIOError, InterruptedError):
+                return out
+            except OSError:
+                continue
+            out.append((data, socket.inet_pton(socket.AF_INET6, source[0].split("%")[0])))
+
+    def close(self) -> None:
+        self._sock.close()

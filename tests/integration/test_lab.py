@@ -1,0 +1,155 @@
+"""`hkp-lab run`, `up` and `down`, and `hkp-mn` against a lab, all as subprocesses."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hkp_radius.mn import MNConfig, MobileNode
+
+from .mn_lab import needs_root_and_freeradius
+
+pytestmark = [pytest.mark.integration, needs_root_and_freeradius]
+
+REPO = Path(__file__).resolve().parents[2]
+HEX_SECRET = re.compile(r"[0-9a-f]{40,}")  # an HMK (128 hex digits) or an HK (40)
+
+
+def command(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [env.get("PYTHONPATH"), str(REPO)]))
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=timeout, env=env,
+        cwd=REPO, check=False,
+    )  # fmt: skip
+
+
+def lab(*args: str) -> subprocess.CompletedProcess[str]:
+    return command("-m", "hkp_lab.cli", *args)
+
+
+def mn(*args: str) -> subprocess.CompletedProcess[str]:
+    return command("-m", "mn_client.cli", *args)
+
+
+def test_run_prints_an_account_and_exits_0() -> None:
+    result = lab("run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "all exchanges as expected" in out and "stopped everything it started" in out
+    for expected in (
+        "HKS decided: Accept 'alice@lab.example'",
+        "AR decided:  issued",
+        "held key verified",
+        "INVALID_TIMESTAMP (MN-HKS MAC verified)",
+        "(retransmission 1)",
+        "CoA NULL",
+        "ADMINISTRATIVELY_PROHIBITED (MN-HKS MAC verified)",
+    ):
+        assert expected in out, expected
+    assert re.search(
+        r"\[1\] ok +[0-9.]+ ms  alice@lab.example request: SPI \d+, lifetime 3600 s", out
+    )
+    assert not HEX_SECRET.search(out + result.stderr)  # no HMK, no HK
+    assert not list(Path("/tmp").glob("hkp-lab-run-*/processes.json"))
+
+
+@pytest.fixture
+def lab_up() -> Iterator[tuple[Path, dict[str, Any]]]:
+    directory = Path(tempfile.mkdtemp(prefix="hkp-labtest-", dir="/tmp"))
+    result = lab("up", "--dir", str(directory))
+    try:
+        assert result.returncode == 0, result.stdout + result.stderr
+        yield directory, json.loads(result.stdout)
+    finally:
+        down = lab("down", "--dir", str(directory))
+        assert down.returncode == 0, down.stderr
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_up_prints_endpoints_that_work_and_down_stops_everything(
+    lab_up: tuple[Path, dict[str, Any]],
+) -> None:
+    directory, endpoints = lab_up
+    ar, hks = endpoints["ar"], endpoints["hks"]
+    assert ar["transport"] == "udp" and isinstance(ar["port"], int)
+    ipaddress.IPv6Address(ar["ar_id"])
+    assert hks["secret"] and isinstance(hks["port"], int)
+    identities = endpoints["identities"]
+    assert len(identities) >= 2 and all(len(bytes.fromhex(i["hmk"])) >= 64 for i in identities)
+    assert oct((directory / "endpoints.json").stat().st_mode & 0o777) == "0o600"
+
+    # radclient with the lab's dictionary directory: a real HKReq of a lab identity.
+    alice = identities[0]
+    node = MobileNode(
+        MNConfig(nai=alice["nai"].encode(), hmk=bytes.fromhex(alice["hmk"])), secrets.token_bytes
+    )
+    node.request_key(ipaddress.IPv6Address(ar["ar_id"]).packed, time.time())
+    wire = node.datagrams_to_send()[0].data
+    attributes = (
+        f'User-Name = "{alice["nai"]}", HKP-Mobility-Header = 0x{wire.hex()}, '
+        f"HKP-AR-Address = {ar['ar_id']}, Message-Authenticator = 0x00"
+    )
+    radclient = subprocess.run(
+        ["radclient", "-D", hks["dictionary_dir"], "-x", f"{hks['address']}:{hks['port']}",
+         "auth", hks["secret"]],
+        input=attributes, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert radclient.returncode == 0, radclient.stdout + radclient.stderr
+    assert "Received Access-Accept" in radclient.stdout and "HKP-HKS-Nonce" in radclient.stdout
+
+    # hkp-mn across invocations: request, then verify with the key file, then keys.
+    keys = directory / "mn-keys.json"
+    common = ["--lab", "--lab-dir", str(directory), "--keys", str(keys)]
+    request = mn("request", *common, "--coa", "2001:db8:1ab::200")
+    assert request.returncode == 0, request.stdout + request.stderr
+    assert "new key: SPI" in request.stdout and "@ AR 2001:db8:1ab::1" in request.stdout
+    assert oct(keys.stat().st_mode & 0o777) == "0o600"
+    verify = mn("verify", *common, "--coa", "2001:db8:1ab::200", "--json")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert json.loads(verify.stdout)["verified"] is True
+    listing = mn("keys", "--keys", str(keys))
+    assert "alice@lab.example" in listing.stdout and "SPI" in listing.stdout
+    assert not HEX_SECRET.search(listing.stdout + request.stdout + verify.stdout)
+    shown = mn("keys", "--keys", str(keys), "--show-key", "--json")
+    (row,) = json.loads(shown.stdout)
+    assert len(bytes.fromhex(row["hk"])) == 20
+    load = mn("load", *common, "-n", "40", "-c", "4")
+    assert load.returncode == 0, load.stdout + load.stderr
+    assert "40 ok" in load.stdout and "keys/s" in load.stdout
+
+    pids = [p["pid"] for p in json.loads((directory / "processes.json").read_text())["processes"]]
+    assert pids and all(_alive(pid) for pid in pids)
+    down = lab("down", "--dir", str(directory))
+    assert down.returncode == 0 and "stopped hkp-ar" in down.stdout
+    assert not any(_alive(pid) for pid in pids)
+    assert not (directory / "endpoints.json").exists()
+    again = lab("up", "--dir", str(directory))  # the fixture's `down` stops this one
+    assert again.returncode == 0, again.stderr
+
+
+def test_up_twice_is_refused(lab_up: tuple[Path, dict[str, Any]]) -> None:
+    directory, _ = lab_up
+    second = lab("up", "--dir", str(directory))
+    assert second.returncode == 2 and "already up" in second.stderr
