@@ -37,6 +37,12 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[test]'
+# pip's and the build backend's chatter goes to a log, shown only when pip fails.
+pip_log=.venv/pip-install.log
+if ! { .venv/bin/python -m pip install --upgrade pip &&
+       .venv/bin/python -m pip install -e '.[test]'; } >"$pip_log" 2>&1; then
+  tail -n 40 "$pip_log" >&2
+  echo "install.sh: pip failed (full log: $pip_log)" >&2
+  exit 1
+fi
 echo "install.sh: ready ($(.venv/bin/python --version), $(/usr/sbin/freeradius -v | head -1 | sed 's/.*Version/FreeRADIUS Version/;s/,.*//'))"
