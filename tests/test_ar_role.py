@@ -375,6 +375,21 @@ def test_returning_mn_found_by_nai_among_several_keys() -> None:
     assert response.verify and response.spi == old
 
 
+def test_returning_mn_with_coa_of_another_mn_is_refused() -> None:
+    """§6.3.1: "If the computed MAC matches the AUTH value included in the HKReq message,
+    the AR SHOULD verify that the IP address is valid and is not claimed by any other
+    node": a verified key does not let an MN take over another MN's CoA."""
+    h = Harness()
+    issue(h, message_id=1, nai=NAI2, coa=COA2)  # the other MN holds COA2
+    spi = issue(h, message_id=2, nai=NAI, coa=COA)
+    actions = h.exchange(returning(h, spi, coa=COA2))
+    assert not of(ValidateCoA, actions) and not of(SendAccessRequest, actions)
+    response = decode_hkresp(answer(actions))
+    assert response.status == Status.COA_AUTH_FAILED and not response.verify
+    assert h.ar.keys.get(spi).care_of_address == COA  # type: ignore[union-attr]
+    assert h.ar.keys.holder_of(COA2).nai == NAI2  # type: ignore[union-attr]
+
+
 def test_returning_mn_bad_mac_silently_discarded() -> None:
     """§6.3.1: "If the AUTH value is invalid, the AR MUST silently discard the message"."""
     h = Harness()
