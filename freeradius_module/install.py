@@ -5,7 +5,8 @@
 Copies the code FreeRADIUS loads into --lib-dir, adds the raddb files of this
 repository (never overwriting a file the operator has: a changed one is kept and the
 shipped version written beside it as FILE.hkp-dist), enables the module and the
-virtual server, and includes dictionary.hkp from raddb/dictionary. Refuses when a
+virtual server, and includes dictionary.hkp and dictionary.hkp.internal (in that
+order) from raddb/dictionary. Refuses when a
 python3 module instance is already enabled: FreeRADIUS 3.2 allows only one.
 """
 
@@ -28,6 +29,7 @@ DEFAULT_LIB_DIR = "/usr/local/lib/hkp-radius"
 OUR_MODULE = "mods-available/hkp_hks"
 RADDB_FILES = (
     "dictionary.hkp",
+    "dictionary.hkp.internal",
     OUR_MODULE,
     "mods-available/hkp_users",
     "mods-config/files/hkp_users",
@@ -40,7 +42,8 @@ ENABLE_LINKS = (
     ("mods-enabled/hkp_users", "../mods-available/hkp_users"),
     ("sites-enabled/hkp_hks", "../sites-available/hkp_hks"),
 )
-DICTIONARY_INCLUDE = "$INCLUDE dictionary.hkp"
+# In this order: dictionary.hkp.internal extends dictionary.hkp's vendor.
+DICTIONARY_INCLUDES = ("$INCLUDE dictionary.hkp", "$INCLUDE dictionary.hkp.internal")
 DEFAULT_REPLAY_DB = "/var/lib/freeradius/hkp_hks_replay.sqlite"  # the module's default
 PYTHON3_INSTANCE = re.compile(r"^\s*python3(\s+[\w.-]+)?\s*\{", re.MULTILINE)
 SUPPRESS_SECRETS = re.compile(r"^\s*suppress_secrets\s*=\s*(yes|true)\b", re.MULTILINE)
@@ -106,6 +109,7 @@ class Installer:
     def check(self) -> None:
         if not (self.raddb / "radiusd.conf").is_file():
             raise InstallError(f"{self.raddb}/radiusd.conf not found: pass --raddb DIR")
+        self.missing_dictionary_includes()  # raises when their order is wrong
         others = enabled_python3_instances(self.raddb)
         if others:
             raise InstallError(
@@ -187,19 +191,36 @@ class Installer:
             for name in files:
                 os.chmod(os.path.join(root, name), 0o644)
 
-    def include_dictionary(self) -> None:
+    def missing_dictionary_includes(self) -> list[str]:
+        """The DICTIONARY_INCLUDES raddb/dictionary lacks. Raises InstallError when the
+        ones it has are in the wrong order (checked before anything is changed)."""
         path = self.raddb / "dictionary"
         text = path.read_text(errors="replace") if path.exists() else ""
-        if any(line.strip() == DICTIONARY_INCLUDE for line in text.splitlines()):
-            self.say("unchanged  dictionary (already includes dictionary.hkp)")
+        lines = [line.strip() for line in text.splitlines()]
+        first, second = DICTIONARY_INCLUDES
+        if second in lines and (first not in lines or lines.index(first) > lines.index(second)):
+            raise InstallError(
+                f"{path}: '{second}' must come after '{first}' (it extends the HKP "
+                f"vendor defined there): put '{first}' above it. Nothing was changed."
+            )
+        return [include for include in DICTIONARY_INCLUDES if include not in lines]
+
+    def include_dictionary(self) -> None:
+        path = self.raddb / "dictionary"
+        missing = self.missing_dictionary_includes()
+        if not missing:
+            self.say("unchanged  dictionary (already includes dictionary.hkp*)")
             return
-        self.say(f"appended   '{DICTIONARY_INCLUDE}' to dictionary")
+        for include in missing:
+            self.say(f"appended   '{include}' to dictionary")
         if self.dry_run:
             return
+        text = path.read_text(errors="replace") if path.exists() else ""
         with path.open("a") as handle:
             if text and not text.endswith("\n"):
                 handle.write("\n")
-            handle.write(f"\n# hkp-radius (hkp-hks-install)\n{DICTIONARY_INCLUDE}\n")
+            handle.write("\n# hkp-radius (hkp-hks-install)\n")
+            handle.write("".join(f"{include}\n" for include in missing))
 
     def ensure_replay_dir(self) -> None:
         directory = Path(self.replay_db or DEFAULT_REPLAY_DB).parent
@@ -217,7 +238,7 @@ class Installer:
         if not SUPPRESS_SECRETS.search(_strip_comments(conf)):
             self.say(
                 "WARNING    radiusd.conf: set 'suppress_secrets = yes' in log { } so that "
-                "debug output masks HKP-HMK and HKP-Handover-Key (docs/hks.md)"
+                "debug output masks HKP-HMK and the other secret-flagged attributes (docs/hks.md)"
             )
 
 

@@ -36,6 +36,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 RADDB_SOURCE = PACKAGE_DIR.parent / "raddb"
 # What FreeRADIUS imports: the adapter and its stdlib-only helpers (not this file).
 MODULE_FILES = ("__init__.py", "config.py", "replay_sqlite.py", "rlm_hkp_hks.py")
+# FreeRADIUS's dictionaries, in $INCLUDE order; clients read dictionary.hkp only.
+SERVER_DICTIONARIES = ("dictionary.hkp", "dictionary.hkp.internal")
 READY_TIMEOUT = 20.0  # FreeRADIUS with Python starts in about a second; be generous
 STOP_TIMEOUT = 10.0
 POLL_INTERVAL = 0.05
@@ -219,8 +221,12 @@ class FreeRadiusInstance:
         conf = conf.replace("@WORK@", str(self.work_dir)).replace("@USER@", user)
         conf = conf.replace("@GROUP@", self._group(user))
         (raddb / "radiusd.conf").write_text(conf)
-        shutil.copy(RADDB_SOURCE / "dictionary.hkp", raddb / "dictionary.hkp")
-        (raddb / "dictionary").write_text("$INCLUDE dictionary.hkp\n")
+        for name in SERVER_DICTIONARIES:
+            shutil.copy(RADDB_SOURCE / name, raddb / name)
+        # The order matters: dictionary.hkp.internal extends dictionary.hkp.
+        (raddb / "dictionary").write_text(
+            "".join(f"$INCLUDE {name}\n" for name in SERVER_DICTIONARIES)
+        )
 
         module = (RADDB_SOURCE / "mods-available" / "hkp_hks").read_text()
         module = _set_item(module, "python_path", _quote(str(self.lib_dir)), "hkp_hks")

@@ -4,16 +4,22 @@ Loaded by FreeRADIUS (mods-available/hkp_hks, `pass_all_vps_dict = yes`). Every 
 is in `hkp_radius.hks`; this file only translates FreeRADIUS's tuples of strings
 (octets as '0x…' hex) into an `HKSRequest` and the decision back into reply tuples.
 It never logs key material, and never lets an exception out to FreeRADIUS.
+
+The HK leaves this module salt-encrypted (RFC 2548 §2.4.2, `hkp_radius.salt`), in
+HKP-Handover-Key-Salted: rlm_python3 prints every attribute a module returns at
+debug level, so a plaintext HK would be in `freeradius -X` output. The secret and
+Request Authenticator come from policy hkp_hks_salt_inputs (policy.d/hkp_hks).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from hkp_radius import radius_attrs as attrs
+from hkp_radius import salt
 from hkp_radius.errors import ConfigError, DecodeError, HKPError
 from hkp_radius.hks import (
     Accept,
@@ -44,6 +50,13 @@ L_ERR = 4
 _state: dict[str, Any] = {}
 
 Pairs = Iterable[tuple[str, str]]
+Seal = Callable[[bytes], bytes]
+
+MISSING_SALT_INPUTS = (
+    f"control:{attrs.RADIUS_SECRET} or control:{attrs.REQUEST_AUTHENTICATOR} is missing "
+    "or malformed, so the HK cannot be salt-encrypted: call policy hkp_hks_salt_inputs "
+    "right before hkp_hks (see sites-available/hkp_hks)"
+)
 
 
 def _log(level: int, message: str) -> None:
@@ -119,11 +132,46 @@ def request_from_lists(lists: Mapping[str, Any]) -> HKSRequest:
     )
 
 
-def reply_for(decision: Decision) -> tuple[int, dict[str, tuple[tuple[str, str, str], ...]]]:
-    """The rlm_python3 return value for a decision (P8)."""
+def salt_inputs_from_lists(lists: Mapping[str, Any]) -> tuple[bytes, bytes] | None:
+    """(RADIUS secret, Request Authenticator) from the control list, as policy
+    hkp_hks_salt_inputs put them there; None when either is missing or malformed."""
+    control = tuple(lists.get("config") or ())
+    secrets = _values(control, attrs.RADIUS_SECRET)
+    vectors = _values(control, attrs.REQUEST_AUTHENTICATOR)
+    if len(secrets) != 1 or len(vectors) != 1:
+        return None
+    try:
+        secret = attrs.from_hex(secrets[0], attrs.RADIUS_SECRET)
+        vector = attrs.from_hex(vectors[0], attrs.REQUEST_AUTHENTICATOR)
+    except DecodeError:
+        return None
+    prefix = attrs.RADIUS_SECRET_PREFIX
+    if not secret.startswith(prefix) or len(secret) == len(prefix):
+        return None
+    if len(vector) != salt.REQUEST_AUTHENTICATOR_LENGTH:
+        return None
+    return secret[len(prefix) :], vector
+
+
+def sealer(secret: bytes, request_authenticator: bytes) -> Seal:
+    """Salt-encrypts an HK for the reply to this request, with a fresh salt."""
+
+    def seal(handover_key: bytes) -> bytes:
+        return salt.salt_encrypt(
+            handover_key, secret, request_authenticator, salt.new_salt(os.urandom)
+        )
+
+    return seal
+
+
+def reply_for(
+    decision: Decision, seal: Seal
+) -> tuple[int, dict[str, tuple[tuple[str, str, str], ...]]]:
+    """The rlm_python3 return value for a decision (P8). `seal` salt-encrypts the HK:
+    the plaintext never leaves this module."""
     if isinstance(decision, Accept):
         reply = [
-            (attrs.HANDOVER_KEY, ":=", attrs.to_hex(decision.handover_key)),
+            (attrs.HANDOVER_KEY_SALTED, ":=", attrs.to_hex(seal(decision.handover_key))),
             (attrs.HKS_NONCE, ":=", attrs.to_hex(decision.hks_nonce)),
             (attrs.KEY_LIFETIME, ":=", str(decision.lifetime)),
             (attrs.PRF_ATTRIBUTE, ":=", str(decision.prf)),
@@ -172,7 +220,13 @@ def authenticate(p: Mapping[str, Any]) -> Any:
     try:
         policy = _state["policy"]
         replay = _state["replay"]
-        return reply_for(decide(p, policy, replay))
+        salt_inputs = salt_inputs_from_lists(p)
+        if salt_inputs is None:
+            # Checked before deciding: an accept that cannot be sent must not
+            # advance the replay state.
+            _log(L_ERR, f"request failed: {MISSING_SALT_INPUTS}")
+            return RLM_MODULE_FAIL, {}
+        return reply_for(decide(p, policy, replay), sealer(*salt_inputs))
     except HKPError as exc:
         _log(L_ERR, f"request failed: {type(exc).__name__}: {exc}")
     except Exception as exc:

@@ -2,7 +2,8 @@
 
 Pure helpers shared by the AR (pyrad) and the HKS's FreeRADIUS adapter, which sees
 octets as '0x…' hex strings. Attribute names are fixed by the profile; numbers live
-in raddb/dictionary.hkp only.
+in raddb/dictionary.hkp (on the wire) and raddb/dictionary.hkp.internal (FreeRADIUS
+only) alone.
 """
 
 from __future__ import annotations
@@ -34,10 +35,19 @@ PRF_ATTRIBUTE = "HKP-PRF"
 TIMESTAMP = "HKP-Timestamp"
 STATUS_CODE = "HKP-Status-Code"
 RESPONSE_HEADER = "HKP-Response-Header"
-# Server-internal control attributes (never on the wire).
+# Server-internal attributes (raddb/dictionary.hkp.internal, FreeRADIUS only).
 HMK = "HKP-HMK"
 AUTHORIZATION = "HKP-Authorization"
 AUTHORIZATION_PROHIBIT = "Prohibit"
+# The HKS module's salt-encrypted HK (RFC 2548 §2.4.2): HKP-Handover-Key's vendor
+# attribute without the encrypt flag, so FreeRADIUS sends the octets as they are.
+HANDOVER_KEY_SALTED = "HKP-Handover-Key-Salted"
+# What the module needs to salt-encrypt: policy.d/hkp_hks (hkp_hks_salt_inputs)
+# copies them into the control list. The secret behind a fixed prefix, so that one
+# beginning with "0x" is not read as hex.
+RADIUS_SECRET = "HKP-RADIUS-Secret"  # noqa: S105 - an attribute name, not a secret
+RADIUS_SECRET_PREFIX = b"s:"
+REQUEST_AUTHENTICATOR = "HKP-Request-Authenticator"
 
 # RFC 2865 §5.26: a VSA's value is at most 255 - 2 (attribute header) - 4 (Vendor-Id)
 # - 2 (vendor type and length) = 247 octets.

@@ -6,7 +6,12 @@ the checks, the replay rules, and the P8 attribute helpers.
 
 from __future__ import annotations
 
-from hkp_radius import crypto, ntp
+import contextlib
+import time
+from collections.abc import Iterator
+from types import ModuleType
+
+from hkp_radius import crypto, ntp, salt
 from hkp_radius import radius_attrs as ra
 from hkp_radius.constants import PRF, MacAlgorithm, MacSubtype, NonceSubtype, Status
 from hkp_radius.errors import ConfigError, DecodeError
@@ -271,3 +276,87 @@ def test_radius_attrs_request_and_replies():
     assert ra.parse_reject({ra.REPLY_MESSAGE: ["why"]}) == ra.HKSRefusal(None, None, "why")
     with raises(DecodeError):
         ra.parse_reject({ra.STATUS_CODE: [138]})
+
+
+# ---- the FreeRADIUS adapter (freeradius_module/rlm_hkp_hks.py) without FreeRADIUS ----
+
+RADIUS_SECRET = b"ar-secret"
+REQUEST_AUTHENTICATOR = bytes(range(100, 116))
+
+
+def module_lists(
+    wire: bytes, *, salt_inputs: bool = True
+) -> dict[str, tuple[tuple[str, str], ...]]:
+    """What rlm_python3 (pass_all_vps_dict) hands the module for one Access-Request."""
+    control = [(ra.HMK, ra.to_hex(HMK))]
+    if salt_inputs:
+        control.append((ra.RADIUS_SECRET, ra.to_hex(ra.RADIUS_SECRET_PREFIX + RADIUS_SECRET)))
+        control.append((ra.REQUEST_AUTHENTICATOR, ra.to_hex(REQUEST_AUTHENTICATOR)))
+    return {
+        "request": (
+            (ra.USER_NAME, NAI.decode()),
+            (ra.MOBILITY_HEADER, ra.to_hex(wire)),
+            (ra.AR_ADDRESS, ra.ipv6_text(AR)),
+        ),
+        "config": tuple(control),
+    }
+
+
+@contextlib.contextmanager
+def module_state() -> Iterator[tuple[ModuleType, MemoryReplayStore]]:
+    """The adapter with its policy and a fresh replay store, as instantiate leaves it."""
+    from freeradius_module import rlm_hkp_hks as module
+
+    replay = MemoryReplayStore()
+    saved = dict(module._state)
+    module._state.update(policy=HKSPolicy(), replay=replay)
+    try:
+        yield module, replay
+    finally:
+        module._state.clear()
+        module._state.update(saved)
+
+
+def test_module_returns_the_hk_salt_encrypted_only():
+    with module_state() as (module, replay):
+        timestamp = ntp.to_ntp(time.time())  # the adapter reads the clock itself
+        rcode, lists = module.authenticate(module_lists(hkreq(timestamp=timestamp)))
+        assert rcode == module.RLM_MODULE_OK
+        reply = {name: value for name, _, value in lists["reply"]}
+        assert ra.HANDOVER_KEY not in reply  # the plaintext attribute is never returned
+        value = ra.from_hex(reply[ra.HANDOVER_KEY_SALTED])
+        hk = salt.salt_decrypt(value, RADIUS_SECRET, REQUEST_AUTHENTICATOR)
+        hks_nonce = ra.from_hex(reply[ra.HKS_NONCE])
+        assert hk == crypto.derive_hk(HMK, PRF.HMAC_SHA1, MN_NONCE, hks_nonce, NAI, AR)
+        assert hk.hex() not in repr(lists).lower()
+        assert replay.last_accepted(NAI) == timestamp
+
+
+def test_module_fails_without_salt_inputs_and_keeps_the_replay_state():
+    with module_state() as (module, replay):
+        wire = hkreq(timestamp=ntp.to_ntp(time.time()))
+        failed = module.authenticate(module_lists(wire, salt_inputs=False))
+        assert failed == (module.RLM_MODULE_FAIL, {})
+        assert replay.last_accepted(NAI) is None  # nothing was issued, nothing advanced
+
+
+def test_module_reads_salt_inputs_strictly():
+    from freeradius_module.rlm_hkp_hks import salt_inputs_from_lists
+
+    def lists(secret: str, vector: str) -> dict[str, object]:
+        return {"config": ((ra.RADIUS_SECRET, secret), (ra.REQUEST_AUTHENTICATOR, vector))}
+
+    good_vector = ra.to_hex(REQUEST_AUTHENTICATOR)
+    # a secret that itself begins with "0x" survives: the "s:" prefix keeps it octets
+    assert salt_inputs_from_lists(lists(ra.to_hex(b"s:0xabc"), good_vector)) == (
+        b"0xabc",
+        REQUEST_AUTHENTICATOR,
+    )
+    for secret, vector in [
+        (ra.to_hex(b"no-prefix"), good_vector),
+        (ra.to_hex(b"s:"), good_vector),  # an empty secret
+        (ra.to_hex(b"s:x"), ra.to_hex(bytes(15))),
+        ("s:x", good_vector),  # not FreeRADIUS's octets rendering
+    ]:
+        assert salt_inputs_from_lists(lists(secret, vector)) is None
+    assert salt_inputs_from_lists({"config": ()}) is None

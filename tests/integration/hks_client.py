@@ -18,6 +18,7 @@ from hkp_radius.options import HandoverNonce, MacOption, MobileNodeIdentifier, O
 
 AR_ADDRESS = bytes.fromhex("20010db8000000000000000000000001")
 CARE_OF_ADDRESS = bytes.fromhex("20010db8000000010000000000000002")
+VENDOR_SPECIFIC = 26  # RFC 2865 §5.26
 
 
 @dataclass(frozen=True)
@@ -80,3 +81,20 @@ def send(client: Any, built: BuiltRequest) -> Any:
 
 def attributes(reply: Any) -> dict[str, list[Any]]:
     return {name: list(reply[name]) for name in reply.keys() if isinstance(name, str)}
+
+
+def handover_key_values(client: Any, raw: bytes) -> list[bytes]:
+    """The raw (still encrypted) values of every HKP-Handover-Key VSA in a RADIUS
+    packet, in order; vendor and number from the client's dictionary."""
+    definition = client.dict.attributes[ra.HANDOVER_KEY]
+    vendor_id = client.dict.vendors.GetForward(definition.vendor)
+    values, offset = [], 20  # RFC 2865 §3: attributes follow the 20-octet header
+    while offset < len(raw):
+        kind, length = raw[offset], raw[offset + 1]
+        value = raw[offset + 2 : offset + length]
+        # RFC 2865 §5.26: Vendor-Id (4), vendor type (1), vendor length (1), value
+        if kind == VENDOR_SPECIFIC and int.from_bytes(value[:4], "big") == vendor_id:
+            if value[4] == definition.code:
+                values.append(value[6 : 6 + value[5] - 2])
+        offset += length
+    return values

@@ -103,3 +103,29 @@ def test_dropin_refuses_a_second_python3_instance(stock_copy, capsys):
     assert "mods-enabled/python3" in error and "only one python3" in error
     assert not (raddb / "mods-enabled" / "hkp_hks").exists()
     assert not (raddb / "sites-available" / "hkp_hks").exists()
+
+
+def test_dropin_includes_the_dictionaries_in_order(stock_copy, capsys):
+    """dictionary.hkp.internal extends dictionary.hkp's vendor: the installer appends
+    the includes in that order, completes an older install that has only the first,
+    and refuses (changing nothing) a raddb/dictionary that has them reversed."""
+    raddb = stock_copy / "raddb"
+    lib = str(stock_copy / "lib")
+    dictionary = raddb / "dictionary"
+    original = dictionary.read_text()
+    dictionary.write_text(original + "$INCLUDE dictionary.hkp\n")  # an older install
+    assert install_main(["--raddb", str(raddb), "--lib-dir", lib, "--no-enable"]) == 0
+    lines = [line.strip() for line in dictionary.read_text().splitlines()]
+    first = lines.index("$INCLUDE dictionary.hkp")
+    assert lines.index("$INCLUDE dictionary.hkp.internal") > first
+    assert lines.count("$INCLUDE dictionary.hkp") == 1
+    assert (raddb / "dictionary.hkp.internal").exists()
+
+    reversed_text = original + "$INCLUDE dictionary.hkp.internal\n$INCLUDE dictionary.hkp\n"
+    dictionary.write_text(reversed_text)
+    (raddb / "policy.d" / "hkp_hks").unlink()
+    capsys.readouterr()
+    assert install_main(["--raddb", str(raddb), "--lib-dir", lib, "--no-enable"]) == 2
+    assert "must come after" in capsys.readouterr().err
+    assert dictionary.read_text() == reversed_text
+    assert not (raddb / "policy.d" / "hkp_hks").exists()  # nothing was changed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 
 import pyrad.client
 import pyrad.packet
@@ -39,6 +40,7 @@ from .hks_client import (
 )
 
 pytestmark = requires_freeradius
+STOCK_DICTIONARY = "/usr/share/freeradius/dictionary"
 
 KEY_ATTRIBUTES = (ra.HANDOVER_KEY, ra.HKS_NONCE, ra.KEY_LIFETIME, ra.PRF_ATTRIBUTE, ra.TIMESTAMP)
 
@@ -90,8 +92,28 @@ def test_accept_with_pyrad(strict_hks):
     expect_accept(reply, built, ALICE_HMK)
 
 
-def test_accept_with_radclient(strict_hks):
-    built = build_hkreq(ALICE, ALICE_HMK, timestamp=now_ntp(), message_id=9)
+def server_dictionary_dir(instance, base: Path) -> Path:
+    """A `radclient -D` directory with FreeRADIUS's own dictionaries as the HKS loads
+    them: the stock ones, then the instance's raddb/dictionary (dictionary.hkp and
+    dictionary.hkp.internal, with its HKP-Handover-Key-Salted alias)."""
+    base.mkdir(exist_ok=True)
+    (base / "dictionary").write_text(
+        f"$INCLUDE {STOCK_DICTIONARY}\n$INCLUDE {instance.raddb_dir}/dictionary\n"
+    )
+    return base
+
+
+@pytest.mark.parametrize("dictionaries", ["client", "server"])
+def test_accept_with_radclient(strict_hks, dictionaries, tmp_path):
+    """radclient decrypts HKP-Handover-Key with the AR's small dictionary and with the
+    server's own (vendor attribute 4 still decodes as HKP-Handover-Key, encrypt=2,
+    although the module returns it under the alias)."""
+    if dictionaries == "client":
+        dictionary_dir = strict_hks.dictionary_dir
+    else:
+        dictionary_dir = server_dictionary_dir(strict_hks, tmp_path / "dictionary")
+    message_id = 9 if dictionaries == "client" else 10
+    built = build_hkreq(ALICE, ALICE_HMK, timestamp=now_ntp(), message_id=message_id)
     request = ", ".join(
         [
             f'User-Name = "{ALICE.decode()}"',
@@ -105,7 +127,7 @@ def test_accept_with_radclient(strict_hks):
         [
             "radclient",
             "-D",
-            str(strict_hks.dictionary_dir),
+            str(dictionary_dir),
             "-x",
             "-r",
             "1",
@@ -129,6 +151,7 @@ def test_accept_with_radclient(strict_hks):
         ALICE_HMK, PRF.HMAC_SHA1, built.mn_nonce, hks_nonce, ALICE, AR_ADDRESS
     )
     assert ra.from_hex(values[ra.HANDOVER_KEY]) == expected
+    assert "Salted" not in received
     assert values[ra.KEY_LIFETIME] == "3600"
     assert values[ra.PRF_ATTRIBUTE] == "HMAC-SHA1"
     assert ra.from_hex(values[ra.TIMESTAMP]) == built.timestamp.to_bytes(8, "big")
