@@ -14,7 +14,6 @@ Authenticator (pyrad VerifyReply, enforce_ma), or it is dropped as if never rece
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import secrets
 import socket
@@ -28,6 +27,7 @@ from pyrad.dictionary import Dictionary
 from hkp_radius import radius_attrs
 from hkp_radius.ar_events import HKSAccept, HKSAnswer, HKSReject, SendAccessRequest
 from hkp_radius.errors import DecodeError
+from hkp_radius.salt import salt_decrypt
 
 from .config import HomeServer, Realm
 
@@ -37,28 +37,6 @@ IDS_PER_SOCKET = 256  # RFC 2865 §3: the Identifier is one octet
 MAX_RADIUS_PACKET = 4096  # RFC 2865 §3
 SALT_LENGTH = 2  # RFC 2548 §2.4.2
 MD5_BLOCK = 16
-
-
-def salt_decrypt(secret: bytes, request_authenticator: bytes, value: bytes) -> bytes:
-    """RFC 2548 §2.4.2 (FreeRADIUS encrypt=2): Salt | C(1) | C(2)..., where
-    b(1) = MD5(S + R + Salt), b(i) = MD5(S + C(i-1)), P(i) = C(i) xor b(i); the plaintext
-    is a length octet, the key, zero padding. Raises ValueError (never with key bytes)."""
-    body = value[SALT_LENGTH:]
-    if len(value) < SALT_LENGTH + MD5_BLOCK or len(body) % MD5_BLOCK:
-        raise ValueError("salt-encrypted value has an invalid length")
-    if not value[0] & 0x80:
-        raise ValueError("salt-encrypted value: the salt's high bit is not set")
-    plain = bytearray()
-    chain = request_authenticator + value[:SALT_LENGTH]
-    for start in range(0, len(body), MD5_BLOCK):
-        block = body[start : start + MD5_BLOCK]
-        pad = hashlib.md5(secret + chain).digest()  # noqa: S324 - RFC 2548 mandates MD5
-        plain += bytes(c ^ p for c, p in zip(block, pad, strict=True))
-        chain = block
-    length = plain[0]
-    if length + 1 > len(plain) or any(plain[length + 1 :]):
-        raise ValueError("salt-encrypted value: the length octet or padding is wrong")
-    return bytes(plain[1 : length + 1])
 
 
 _ReplyFuture = asyncio.Future[tuple[bytes, rpacket.AuthPacket]]
@@ -311,11 +289,11 @@ class RadiusClient:
         hk_values = attributes.get(radius_attrs.HANDOVER_KEY, [])
         try:
             attributes[radius_attrs.HANDOVER_KEY] = [
-                salt_decrypt(server.secret, request.authenticator, bytes(v))  # type: ignore[arg-type]
+                salt_decrypt(bytes(v), server.secret, request.authenticator)  # type: ignore[arg-type]
                 for v in hk_values
             ]
             grant = radius_attrs.parse_accept(attributes)
-        except (ValueError, DecodeError) as exc:
+        except DecodeError as exc:
             log.warning("Access-Accept from %s unusable: %s", server.name, exc)
             return HKSAccept(None, None)
         return HKSAccept(

@@ -4,7 +4,6 @@ RADIUS details of P8 (Message-Authenticator, Response Authenticator, RFC 2548)."
 from __future__ import annotations
 
 import hashlib
-import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -14,7 +13,6 @@ from pyrad import packet as rpacket
 from pyrad.dictionary import Dictionary
 
 from ar_proxy.config import PACKAGED_DICTIONARY
-from ar_proxy.radius_client import salt_decrypt
 from freeradius_module.instance import FreeRadiusInstance
 from hkp_radius.constants import NULL_COA, Status
 from tests.ar_helpers import COA, NAI, build_hkreq, decode_hkresp, verified_hkresp
@@ -178,20 +176,6 @@ def test_replies_without_valid_authenticators_are_ignored(
             mn.close()
     finally:
         forger.close()
-
-
-def test_salt_decrypt_matches_pyrad_and_rfc2548_roundtrip() -> None:
-    """RFC 2548 §2.4.2 decryption, checked against pyrad's encryption (multi-block)."""
-    dictionary = Dictionary(str(PACKAGED_DICTIONARY))
-    secret, authenticator = b"s3cret", os.urandom(16)
-    for length in (1, 15, 20, 31, 32, 64, 239):
-        key = hashlib.sha256(bytes((length,))).digest() * 8
-        key = key[:length]
-        request = rpacket.AuthPacket(secret=secret, authenticator=authenticator, dict=dictionary)
-        encrypted = request.SaltCrypt(key)
-        assert salt_decrypt(secret, authenticator, encrypted) == key
-    with pytest.raises(ValueError):
-        salt_decrypt(secret, authenticator, b"\x80\x01" + bytes(15))
 
 
 def test_hk_from_freeradius_decrypts_to_the_derived_hk(
