@@ -360,3 +360,16 @@ def test_module_reads_salt_inputs_strictly():
     ]:
         assert salt_inputs_from_lists(lists(secret, vector)) is None
     assert salt_inputs_from_lists({"config": ()}) is None
+
+
+def test_hmk_itself_never_keys_a_mac():
+    """Draft §6.1: "The HMK MUST NOT be directly used to protect any data." A request
+    MAC'd with the HMK (or its first 20 octets) instead of the HIK is not authentic."""
+    for key in (HMK, HMK[:20]):
+        decision = decide(hkreq(timestamp=ts(), key=key))
+        assert isinstance(decision, Discard) and decision.reason is DiscardReason.BAD_MAC
+    # Every response the HKS signs verifies with the HIK, never with the HMK.
+    response = error_response(decide(hkreq()), Status.TIMESTAMP_REQD)
+    reject = decide(hkreq())
+    assert isinstance(reject, Reject)
+    assert not crypto.verify_mac(reject.response_header, response, MacSubtype.MN_HKS, HMK[:20])

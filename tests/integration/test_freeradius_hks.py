@@ -246,6 +246,24 @@ def test_long_nai_split_over_attributes(strict_hks):
     expect_accept(send(strict_hks.client(), built), built, LONG_HMK)
 
 
+def test_missing_ar_address_is_an_error_to_the_ar(strict_hks):
+    """Draft §6.4: "If the IP address of the AR was not available, the server MUST return
+    an error to the AR, indicating that the IP-Address is required." An Access-Reject
+    with a Reply-Message naming HKP-AR-Address, nothing for the MN, no key."""
+    client = strict_hks.client()
+    built = build_hkreq(ALICE, ALICE_HMK, timestamp=now_ntp())
+    packet = client.CreateAuthPacket(code=pyrad.packet.AccessRequest)
+    for name, value in ra.access_request_attributes(
+        built.wire, built.nai, AR_ADDRESS, CARE_OF_ADDRESS, nas_identifier="ar-test"
+    ):
+        if name != ra.AR_ADDRESS:
+            packet.AddAttribute(name, value)
+    reply = client.SendPacket(packet)
+    expect_discard(reply)
+    messages = attributes(reply).get(ra.REPLY_MESSAGE, [])
+    assert any("HKP-AR-Address" in m for m in messages), messages
+
+
 def test_request_without_message_authenticator_is_dropped(strict_hks):
     client = strict_hks.client(timeout=0.5, retries=1)
     built = build_hkreq(ALICE, ALICE_HMK, timestamp=now_ntp())
