@@ -11,15 +11,15 @@ import configparser
 import ipaddress
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from freeradius_module.paths import RADDB_SOURCE
 from hkp_radius.ar import ARConfig
 from hkp_radius.constants import HK_MAX_LIFETIME, CodePoints
 from hkp_radius.errors import ConfigError
 
 DEFAULT_UDP_PORT = 54135  # PROFILE P9
 DEFAULT_RADIUS_PORT = 1812
-PACKAGED_DICTIONARY = Path(__file__).resolve().parent.parent / "raddb" / "dictionary.pyrad"
+PACKAGED_DICTIONARY = RADDB_SOURCE / "dictionary.pyrad"
 # Margin of the role's own deadline over the slowest realm's retry budget.
 DEADLINE_MARGIN = 5.0
 COA_MODES = ("neighbour", "static", "permissive")

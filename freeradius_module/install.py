@@ -21,8 +21,9 @@ from pathlib import Path
 
 import hkp_radius
 
+from .paths import RADDB_SOURCE
+
 PACKAGE_DIR = Path(__file__).resolve().parent
-RADDB_SOURCE = PACKAGE_DIR.parent / "raddb"
 MODULE_FILES = ("__init__.py", "config.py", "replay_sqlite.py", "rlm_hkp_hks.py")
 DEFAULT_RADDB = "/etc/freeradius/3.0"
 DEFAULT_LIB_DIR = "/usr/local/lib/hkp-radius"

@@ -30,10 +30,11 @@ from typing import Any
 import hkp_radius
 from hkp_radius.errors import ConfigError
 
+from .paths import RADDB_SOURCE
+
 FREERADIUS = "/usr/sbin/freeradius"
 FREERADIUS_USER = "freerad"
 PACKAGE_DIR = Path(__file__).resolve().parent
-RADDB_SOURCE = PACKAGE_DIR.parent / "raddb"
 # What FreeRADIUS imports: the adapter and its stdlib-only helpers (not this file).
 MODULE_FILES = ("__init__.py", "config.py", "replay_sqlite.py", "rlm_hkp_hks.py")
 # FreeRADIUS's dictionaries, in $INCLUDE order; clients read dictionary.hkp only.

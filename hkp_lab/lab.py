@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from freeradius_module.instance import FreeRadiusInstance, free_udp_port
+from freeradius_module.paths import RADDB_SOURCE
 
 from . import netns
 from .state import endpoints_path, processes_path
@@ -134,7 +135,7 @@ class Lab:
             f"address = {self.ar_id}",
             "nas_identifier = hkp-lab-ar",
             f"key_store = {work / 'keys.sqlite3'}",
-            f"dictionary = {REPO_ROOT / 'raddb' / 'dictionary.pyrad'}",
+            f"dictionary = {RADDB_SOURCE / 'dictionary.pyrad'}",
             "[udp]",
             f"enabled = {'no' if raw else 'yes'}",
             f"listen = {self.ar_host}",
