@@ -76,6 +76,20 @@ def status_server(address: str, port: int, secret: bytes, timeout: float = 0.2) 
     return len(reply) >= 20 and reply[0] == ACCESS_ACCEPT and reply[1] == identifier
 
 
+# The site reads its client secret through a ${...} reference, and FreeRADIUS unescapes
+# a backslash once more on that path: keep secrets to printable ASCII without \ and ".
+_SECRET_ALPHABET = frozenset(range(0x21, 0x7F)) - {ord("\\"), ord('"')}
+
+
+def _checked_secret(secret: bytes) -> bytes:
+    if not secret or not set(secret) <= _SECRET_ALPHABET:
+        raise ConfigError(
+            "secret: use printable ASCII without spaces, backslashes or double quotes "
+            "(FreeRADIUS re-reads the site's secret through a ${...} reference)"
+        )
+    return secret
+
+
 def _quote(text: str) -> str:
     """A FreeRADIUS double-quoted string."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -118,7 +132,7 @@ class FreeRadiusInstance:
         self.work_dir = Path(work_dir).resolve()
         self.address = address
         self.port = port if port is not None else free_udp_port(address)
-        self.secret = secret
+        self.secret = _checked_secret(secret)
         self.users = dict(users or {})
         self.prohibited_users = frozenset(prohibited_users)
         self.authorization_policy = authorization_policy

@@ -129,3 +129,15 @@ def test_dropin_includes_the_dictionaries_in_order(stock_copy, capsys):
     assert "must come after" in capsys.readouterr().err
     assert dictionary.read_text() == reversed_text
     assert not (raddb / "policy.d" / "hkp_hks").exists()  # nothing was changed
+
+
+@pytest.mark.parametrize("secret", [b"", b"a\\b", b'a"b', b"a b", b"caf\xc3\xa9"])
+def test_private_instance_refuses_secrets_freeradius_would_alter(
+    secret: bytes, tmp_path: Path
+) -> None:
+    """A secret FreeRADIUS would re-read differently through the site's ${...} reference
+    is refused up front, naming the setting, instead of an AR whose requests all fail."""
+    from hkp_radius.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="secret"):
+        FreeRadiusInstance(tmp_path, secret=secret)
