@@ -1,8 +1,8 @@
 """The MN role (draft §6.2, §6.5; PROFILE P5, P7, P10), sans-I/O.
 
-Every state rule of an MN exchange is in this file: `State` is named by what an exchange
-expects next, `Input` is what happened (a classified HKResp or a timer), and `TRANSITIONS`
-maps (state, input) to (action, next state); a pair missing from the table is our bug.
+Every state rule of an MN exchange is in hkp_radius/mn_states.py (`State`, `Input`,
+`Action`, `TRANSITIONS`); this module classifies what happens into an `Input` and
+carries out the `Action` the table names.
 
 Time (`now`, Unix seconds) and randomness (`random(n) -> n bytes`) are arguments. The
 adapter calls `request_key` / `verify_key` / `refresh_key`, `receive_datagram`,
@@ -18,20 +18,22 @@ Decisions (docs/decisions.md, "## MN"):
   they are hints and the exchange keeps waiting for a real answer. AR errors
   (CoA_AUTH_FAILED, TIMESTAMP_REQD, HK_VERIFY_FAILED) carry no MAC and are acted on,
   since obeying them only costs a retry.
+- A verify that runs out of tries unanswered falls back to a full MN-HKS request
+  (§6.2.3); the held key stays until a new one replaces it.
+- Timestamps (hkp_radius/mn_clock.py) stay above the last successful one (§5.2.3).
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import crypto, ntp
+from . import crypto
 from .constants import (
     DEFAULT_CODE_POINTS,
     HK_DEFAULT_LENGTH,
     HK_RETRY_INTERVAL,
     HKEY_REQ_TOUT,
+    HMK_MIN_LENGTH,
     N_HO_KEYTRIES,
     NONCE_LENGTH,
     NULL_COA,
@@ -42,8 +44,9 @@ from .constants import (
     NonceSubtype,
     Status,
 )
-from .errors import DecodeError, LocalProtocolError
+from .errors import ConfigError, DecodeError, LocalProtocolError
 from .messages import HKReq, HKResp, decode_message
+from .mn_clock import RandomSource, TimestampClock, echoes_low_bits, seconds_correction
 from .mn_events import (
     Datagram,
     Discarded,
@@ -53,22 +56,20 @@ from .mn_events import (
     KeyEstablished,
     Kind,
     RequestSent,
+    VerifyUnanswered,
 )
 from .mn_keys import HeldKey, KeyStore, format_address
+from .mn_states import TRANSITIONS, Action, Input, State
 from .options import HandoverNonce, MacOption, MobileNodeIdentifier, Option, Timestamp
 
 # Corrections (new HKReqs answering an error) per exchange: one per correctable status
-# (TIMESTAMP_REQD, INVALID_PRF_ALG, INVALID_MAC_ALG, INVALID_TIMESTAMP, HK_VERIFY_FAILED)
-# can each be needed once; more means the peers disagree and retrying will not help.
+# (TIMESTAMP_REQD, INVALID_PRF_ALG, INVALID_MAC_ALG, INVALID_TIMESTAMP, HK_VERIFY_FAILED or
+# an unanswered verify) can each be needed once; more means the peers disagree and
+# retrying will not help.
 MAX_CORRECTIONS = 5
-# Draft §5.2.3: fraction bits a clock cannot supply SHOULD be random; time.time() is good
-# to about a microsecond (2^-20 s), so the low 12 of the 32 fraction bits are random.
-TIMESTAMP_RANDOM_BITS = 12
 # Draft §6.2.2.1: retry CoA_AUTH_FAILED "after a random time greater than
 # HK_RETRY_INTERVAL": interval * (1 + u * jitter), u uniform in (0, 1].
 COA_RETRY_JITTER = 0.5
-
-RandomSource = Callable[[int], bytes]
 
 __all__ = [
     "TRANSITIONS",
@@ -87,63 +88,8 @@ __all__ = [
     "MobileNode",
     "RequestSent",
     "State",
+    "VerifyUnanswered",
 ]
-
-
-class State(enum.Enum):
-    """What an exchange expects next."""
-
-    EXPECT_HKRESP = "expect-hkresp"  # an HKReq is out; an HKResp or HKEY_REQ_TOUT comes next
-    EXPECT_RETRY_TIME = "expect-retry-time"  # CoA_AUTH_FAILED: waiting > HK_RETRY_INTERVAL
-    KEY_ESTABLISHED = "key-established"  # done: a key is held (terminal)
-    GAVE_UP = "gave-up"  # done: no key (terminal)
-
-
-class Input(enum.Enum):
-    KEY_RESPONSE = "key-response"  # success whose MN-AR MAC verifies
-    CORRECTABLE_ERROR = "correctable-error"  # resend corrected now
-    RETRY_LATER_ERROR = "retry-later-error"  # CoA_AUTH_FAILED with retries left
-    FINAL_ERROR = "final-error"  # honoured error, nothing left to try
-    HINT = "hint"  # an error that changes nothing (P7: no valid MAC)
-    RESPONSE_TIMEOUT = "response-timeout"  # HKEY_REQ_TOUT passed, retransmissions left
-    TRIES_EXHAUSTED = "tries-exhausted"  # HKEY_REQ_TOUT passed after the last try
-    RETRY_TIME = "retry-time"  # the CoA_AUTH_FAILED wait is over
-
-
-class Action(enum.Enum):
-    STORE_KEY = "store-key"
-    SEND_CORRECTED = "send-corrected"
-    WAIT_TO_RETRY = "wait-to-retry"
-    GIVE_UP = "give-up"
-    NOTE_HINT = "note-hint"
-    RETRANSMIT = "retransmit"
-    SEND_FRESH = "send-fresh"
-    IGNORE = "ignore"  # a late answer to a finished or paused exchange
-
-
-_RESPONSES = (
-    Input.KEY_RESPONSE,
-    Input.CORRECTABLE_ERROR,
-    Input.RETRY_LATER_ERROR,
-    Input.FINAL_ERROR,
-    Input.HINT,
-)
-TRANSITIONS: dict[tuple[State, Input], tuple[Action, State]] = {
-    (State.EXPECT_HKRESP, Input.KEY_RESPONSE): (Action.STORE_KEY, State.KEY_ESTABLISHED),
-    (State.EXPECT_HKRESP, Input.CORRECTABLE_ERROR): (Action.SEND_CORRECTED, State.EXPECT_HKRESP),
-    (State.EXPECT_HKRESP, Input.RETRY_LATER_ERROR): (
-        Action.WAIT_TO_RETRY,
-        State.EXPECT_RETRY_TIME,
-    ),
-    (State.EXPECT_HKRESP, Input.FINAL_ERROR): (Action.GIVE_UP, State.GAVE_UP),
-    (State.EXPECT_HKRESP, Input.HINT): (Action.NOTE_HINT, State.EXPECT_HKRESP),
-    (State.EXPECT_HKRESP, Input.RESPONSE_TIMEOUT): (Action.RETRANSMIT, State.EXPECT_HKRESP),
-    (State.EXPECT_HKRESP, Input.TRIES_EXHAUSTED): (Action.GIVE_UP, State.GAVE_UP),
-    (State.EXPECT_RETRY_TIME, Input.RETRY_TIME): (Action.SEND_FRESH, State.EXPECT_HKRESP),
-    **{(State.EXPECT_RETRY_TIME, i): (Action.IGNORE, State.EXPECT_RETRY_TIME) for i in _RESPONSES},
-    **{(State.KEY_ESTABLISHED, i): (Action.IGNORE, State.KEY_ESTABLISHED) for i in _RESPONSES},
-    **{(State.GAVE_UP, i): (Action.IGNORE, State.GAVE_UP) for i in _RESPONSES},
-}
 
 
 @dataclass(frozen=True)
@@ -163,7 +109,13 @@ class MNConfig:
 
     def __post_init__(self) -> None:
         MobileNodeIdentifier(self.nai)  # checks the NAI length (P2)
-        crypto.derive_hik(self.hmk, self.prf, 0, self.mac_algorithm)  # HMK length, algorithms
+        if len(self.hmk) < HMK_MIN_LENGTH:  # draft §6.1; the message never shows the key
+            raise ConfigError(
+                f"HMK of {self.nai.decode('utf-8', 'replace')} is {len(self.hmk)} octets; "
+                f"draft §6.1 requires at least {HMK_MIN_LENGTH}: give the full HMK the "
+                "HKS holds for this NAI"
+            )
+        crypto.derive_hik(self.hmk, self.prf, 0, self.mac_algorithm)  # checks the algorithms
 
     def __repr__(self) -> str:
         return f"MNConfig(nai={self.nai!r}, prf={self.prf}, mac_algorithm={self.mac_algorithm})"
@@ -184,6 +136,7 @@ class _Exchange:
         self.mac_algorithm = 0
         self.mn_nonce = b""
         self.timestamp: int | None = None
+        self.clock_offset = 0.0  # the offset `timestamp` was made with
         self.wire = b""
         self.transmissions = 0
         self.coa_retries = 0
@@ -204,9 +157,8 @@ class MobileNode:
     ) -> None:
         self.config = config
         self.keys = keys if keys is not None else KeyStore()
-        self.clock_offset = clock_offset  # seconds to add to `now` for timestamps (P5)
+        self.clock = TimestampClock(random, clock_offset)  # P5, §5.2.3
         self.prohibited: set[bytes] = set()  # AR-IDs that answered ADMINISTRATIVELY_PROHIBITED
-        self.last_timestamp = 0
         self.use_timestamps = config.use_timestamps
         self.prf = config.prf
         self.mac_algorithm = config.mac_algorithm
@@ -216,6 +168,15 @@ class MobileNode:
         self._numbers = 0
         self._outbox: list[Datagram] = []
         self._events: list[Event] = []
+
+    @property
+    def clock_offset(self) -> float:
+        """Seconds added to `now` for timestamps (P5), learnt from INVALID_TIMESTAMP."""
+        return self.clock.offset
+
+    @clock_offset.setter
+    def clock_offset(self, offset: float) -> None:
+        self.clock.offset = offset
 
     # ---- commands ------------------------------------------------------------------
 
@@ -271,6 +232,8 @@ class MobileNode:
                 self._apply(exchange, Input.RETRY_TIME, now)
             elif exchange.transmissions <= self.config.max_retransmissions:
                 self._apply(exchange, Input.RESPONSE_TIMEOUT, now)
+            elif exchange.kind is Kind.VERIFY and exchange.corrections < MAX_CORRECTIONS:
+                self._apply(exchange, Input.VERIFY_UNANSWERED, now)
             else:
                 self._apply(exchange, Input.TRIES_EXHAUSTED, now, reason="no answer")
 
@@ -412,10 +375,10 @@ class MobileNode:
             echoed = resp.timestamp
             if echoed is None:
                 return "INVALID_TIMESTAMP without a Timestamp option"
-            if exchange.timestamp is not None and (echoed ^ exchange.timestamp) & 0xFFFFFFFF:
+            if exchange.timestamp is not None and not echoes_low_bits(exchange.timestamp, echoed):
                 return "INVALID_TIMESTAMP echoes other low 32 bits than sent (P5)"
             sent = exchange.timestamp if exchange.timestamp is not None else echoed
-            delta = ((echoed >> 32) - (sent >> 32) + (1 << 31)) % (1 << 32) - (1 << 31)
+            delta = seconds_correction(sent, echoed)
             return correct(
                 f"clock adjusted by {delta:+d} s, resending", clock_delta=delta, use_timestamps=True
             )
@@ -462,6 +425,11 @@ class MobileNode:
             exchange.deadline = now + self.config.retry_interval * (1 + fraction * COA_RETRY_JITTER)
         elif action is Action.SEND_FRESH:
             self._send_new(exchange, now)
+        elif action is Action.FALL_BACK_TO_REQUEST:
+            # §6.2.3: the held key stays until a new one replaces it (docs/decisions.md).
+            self._events.append(VerifyUnanswered(exchange.number, exchange.transmissions))
+            self._correct(exchange, {"kind": Kind.REQUEST})
+            self._send_new(exchange, now)
         elif action is Action.RETRANSMIT:
             self._transmit(exchange, now)
         elif action is Action.GIVE_UP:
@@ -479,8 +447,7 @@ class MobileNode:
             self.use_timestamps = True
         delta = changes.get("clock_delta")
         if isinstance(delta, int):
-            self.clock_offset += delta
-            self.last_timestamp = 0  # the HKS's clock now rules, not our old stamps
+            self.clock.corrected(exchange.clock_offset, delta)
         prf = changes.get("prf")
         if isinstance(prf, int):
             self.prf = prf
@@ -515,6 +482,8 @@ class MobileNode:
                 hk=hk,
             )
         replaced = self.keys.put(key) is not None and not verified
+        if exchange.timestamp is not None:
+            self.clock.succeeded(exchange.timestamp)
         self._finish(exchange)
         self._events.append(
             KeyEstablished(exchange.number, key, verified, replaced, now - exchange.started_at)
@@ -539,14 +508,6 @@ class MobileNode:
                 return candidate
         raise LocalProtocolError("256 exchanges in flight with one AR: no Message ID left")
 
-    def _timestamp(self, now: float) -> int:
-        """P5 / §5.2.3: NTP time with random low bits, greater than any sent before."""
-        low = int.from_bytes(self._random(4), "big")
-        stamp = ntp.to_ntp(now + self.clock_offset, low, TIMESTAMP_RANDOM_BITS)
-        stamp = max(stamp, self.last_timestamp + 1)
-        self.last_timestamp = stamp
-        return stamp
-
     def _send_new(self, exchange: _Exchange, now: float) -> None:
         """Build and send a new HKReq (new Message ID, nonce and timestamp)."""
         exchange.message_id = self._allocate_message_id(exchange)
@@ -558,7 +519,8 @@ class MobileNode:
         exchange.mn_nonce = b"" if verify else self._random(NONCE_LENGTH)
         if exchange.mn_nonce:
             options.append(HandoverNonce(NonceSubtype.MN_NONCE, exchange.mn_nonce))
-        exchange.timestamp = self._timestamp(now) if self.use_timestamps else None
+        exchange.clock_offset = self.clock.offset
+        exchange.timestamp = self.clock.stamp(now) if self.use_timestamps else None
         if exchange.timestamp is not None:
             options.append(Timestamp(exchange.timestamp))
         keys: dict[MacSubtype, bytes] = {}

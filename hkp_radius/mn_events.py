@@ -66,6 +66,17 @@ class Discarded:
 
 
 @dataclass(frozen=True)
+class VerifyUnanswered:
+    """Draft §6.2.3: a verify (V flag) got no answer after `transmissions` tries, so the
+    exchange goes on as a full MN-HKS request; the held key stays until one replaces it.
+    An AR silently drops a V request whose MN-AR MAC does not verify (§6.3.1), so silence
+    may mean a key the AR does not hold, or loss on the path."""
+
+    exchange: int
+    transmissions: int
+
+
+@dataclass(frozen=True)
 class GaveUp:
     exchange: int
     reason: str
@@ -73,4 +84,4 @@ class GaveUp:
     elapsed: float
 
 
-Event = RequestSent | KeyEstablished | ErrorReceived | Discarded | GaveUp
+Event = RequestSent | KeyEstablished | ErrorReceived | Discarded | VerifyUnanswered | GaveUp

@@ -24,7 +24,7 @@ from typing import Any
 
 from hkp_radius.constants import NULL_COA, PRF, MacAlgorithm
 from hkp_radius.errors import HKPError
-from hkp_radius.mn import Event, MNConfig, MobileNode
+from hkp_radius.mn import Event, MNConfig, MobileNode, VerifyUnanswered
 from hkp_radius.mn_keys import format_address
 
 from .describe import describe_event
@@ -185,6 +185,8 @@ def cmd_exchange(args: argparse.Namespace) -> int:
 
 def _result_json(events: list[Event], final: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"ok": False, "events": [describe_event(e) for e in events]}
+    # §6.2.3: a verify that went unanswered and became a full MN-HKS request
+    out["fell_back"] = any(isinstance(e, VerifyUnanswered) for e in events)
     if final is not None and hasattr(final, "key"):
         key = final.key
         out.update(

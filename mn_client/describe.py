@@ -10,6 +10,7 @@ from hkp_radius.mn import (
     GaveUp,
     KeyEstablished,
     RequestSent,
+    VerifyUnanswered,
 )
 from hkp_radius.mn_keys import format_address
 
@@ -54,6 +55,11 @@ def describe_event(event: Event) -> str:
         return f"AR -> MN: HKResp {status_name(event.status)} ({signed}): {event.reaction}"
     if isinstance(event, Discarded):
         return f"MN: silently discarded an HKResp: {event.reason}"
+    if isinstance(event, VerifyUnanswered):
+        return (
+            f"MN: verify unanswered after {event.transmissions} transmissions (the AR drops a "
+            "V request whose MAC fails, or they were lost): full MN-HKS request (§6.2.3)"
+        )
     if isinstance(event, GaveUp):
         return (
             f"MN: gave up after {event.elapsed:.1f} s: {event.reason} "

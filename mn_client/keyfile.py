@@ -33,7 +33,8 @@ class IdentityState:
     """What an MN remembers between runs besides keys (P5 clock offset, §6.2.2.1)."""
 
     clock_offset: float = 0.0
-    last_timestamp: int = 0
+    last_timestamp: int = 0  # of the last successful HKReq (§5.2.3 floor)
+    last_sent_timestamp: int = 0  # of the last HKReq sent (its answer may have been lost)
     prohibited: list[bytes] = field(default_factory=list)
 
 
@@ -60,6 +61,7 @@ class KeyFile:
                 nai.encode("utf-8"): IdentityState(
                     float(v.get("clock_offset", 0.0)),
                     int(v.get("last_timestamp", 0)),
+                    int(v.get("last_sent_timestamp", v.get("last_timestamp", 0))),
                     [bytes.fromhex(a) for a in v.get("prohibited", [])],
                 )
                 for nai, v in raw.get("identities", {}).items()
@@ -75,13 +77,14 @@ class KeyFile:
         """Give `node` the identity state remembered for its NAI."""
         state = self.identities.get(node.config.nai)
         if state is not None:
-            node.clock_offset = state.clock_offset
-            node.last_timestamp = state.last_timestamp
+            node.clock.offset = state.clock_offset
+            node.clock.floor = state.last_timestamp
+            node.clock.last_sent = state.last_sent_timestamp
             node.prohibited = set(state.prohibited)
 
     def remember(self, node: MobileNode) -> None:
         self.identities[node.config.nai] = IdentityState(
-            node.clock_offset, node.last_timestamp, sorted(node.prohibited)
+            node.clock.offset, node.clock.floor, node.clock.last_sent, sorted(node.prohibited)
         )
 
     def save(self) -> None:
@@ -92,6 +95,7 @@ class KeyFile:
                 nai.decode("utf-8", "replace"): {
                     "clock_offset": s.clock_offset,
                     "last_timestamp": s.last_timestamp,
+                    "last_sent_timestamp": s.last_sent_timestamp,
                     "prohibited": [a.hex() for a in s.prohibited],
                 }
                 for nai, s in self.identities.items()

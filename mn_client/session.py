@@ -13,9 +13,10 @@ from hkp_radius.mn import Event, GaveUp, KeyEstablished, MNConfig, MobileNode, R
 from .driver import Driver, system_random
 from .transport import Transport
 
-# Longest an exchange can take with P10 defaults: 4 transmissions x HKEY_REQ_TOUT, plus
-# up to N_HO_KEYTRIES CoA_AUTH_FAILED waits of < 1.5 x HK_RETRY_INTERVAL, plus slack.
-EXCHANGE_DEADLINE = 4 * 1.0 + 3 * 7.5 + 5.0
+# Longest an exchange can take with P10 defaults: 4 transmissions x HKEY_REQ_TOUT (twice
+# when an unanswered verify falls back to a full request, §6.2.3), plus up to
+# N_HO_KEYTRIES CoA_AUTH_FAILED waits of < 1.5 x HK_RETRY_INTERVAL, plus slack.
+EXCHANGE_DEADLINE = 2 * 4 * 1.0 + 3 * 7.5 + 5.0
 
 
 @dataclass

@@ -1,13 +1,18 @@
 """In-memory peers for MN role tests: an AR built from the codec and crypto, with the
-real HKS role (hkp_radius.hks) behind it. No sockets, no clock: `now` is passed in."""
+real HKS role (hkp_radius.hks) behind it, and the real AR and HKS roles wired together
+(`ThreeRoles`). No sockets, no clock: `now` is passed in."""
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
 from dataclasses import dataclass, field
+from typing import Any
 
 from hkp_radius import crypto
+from hkp_radius.ar import AccessRouter
+from hkp_radius.ar_config import ARConfig
+from hkp_radius.ar_events import HKSAccept, HKSReject, SendAccessRequest, SendHKResp, ValidateCoA
 from hkp_radius.constants import PRF, MacAlgorithm, MacSubtype, NonceSubtype, Status
 from hkp_radius.hks import (
     Accept,
@@ -18,7 +23,7 @@ from hkp_radius.hks import (
     handle_request,
 )
 from hkp_radius.messages import HKReq, HKResp, decode_message
-from hkp_radius.mn import MNConfig
+from hkp_radius.mn import MNConfig, MobileNode
 from hkp_radius.options import HandoverNonce, MacOption, Option, Timestamp
 
 AR_ID = ipaddress.IPv6Address("2001:db8::1").packed
@@ -26,6 +31,7 @@ AR2_ID = ipaddress.IPv6Address("2001:db8:2::1").packed
 COA = ipaddress.IPv6Address("2001:db8::100").packed
 NAI = b"alice@example.net"
 HMK = bytes(range(64))
+T0 = 1_700_000_000.0  # "now" of the role tests
 
 
 class CountingRandom:
@@ -41,6 +47,31 @@ class CountingRandom:
             self.counter += 1
             out += hashlib.sha256(self.seed + self.counter.to_bytes(8, "big")).digest()
         return out[:n]
+
+
+def node(**changes: object) -> MobileNode:
+    return MobileNode(config(**changes), CountingRandom())
+
+
+def pump(mn: MobileNode, ar: FakeAR, now: float, drop_first: int = 0) -> list[object]:
+    """Deliver the MN's datagrams to `ar` and its answers back until quiet."""
+    dropped = 0
+    for _ in range(20):
+        out = mn.datagrams_to_send()
+        if not out:
+            break
+        for datagram in out:
+            if dropped < drop_first:
+                dropped += 1
+                continue
+            answer = ar.answer(datagram.data, now)
+            if answer is not None:
+                mn.receive_datagram(answer, datagram.ar_id, now)
+    return list(mn.events())
+
+
+def only(events: list[object], kind: type) -> list[Any]:
+    return [e for e in events if isinstance(e, kind)]
 
 
 def config(**changes: object) -> MNConfig:
@@ -66,6 +97,7 @@ class FakeAR:
     authorized: bool = True
     coa_failures: int = 0  # answer CoA_AUTH_FAILED to this many HKReqs first
     require_timestamp: bool = False  # AR-side TIMESTAMP_REQD (unsigned, P7)
+    drop_verify: bool = False  # drop every V request, as for a MAC that fails (§6.3.1)
     keys: dict[bytes, HeldAtAR] = field(default_factory=dict)
     random: CountingRandom = field(default_factory=lambda: CountingRandom(b"ar"))
     replay: MemoryReplayStore = field(default_factory=MemoryReplayStore)
@@ -80,6 +112,8 @@ class FakeAR:
         nai = request.mn_id
         assert nai is not None
         if request.verify and request.mac(MacSubtype.MN_HKS) is None:
+            if self.drop_verify:
+                return None
             held = self.keys.get(nai)
             if held is None:
                 return unsigned(request, Status.HK_VERIFY_FAILED)
@@ -148,3 +182,57 @@ def hks_signed(
         options=(*options, MacOption(MacSubtype.MN_HKS, algorithm)),
     )
     return crypto.sign_message(response, {MacSubtype.MN_HKS: hik})
+
+
+class ThreeRoles:
+    """The MN role, the AR role and the HKS role wired together without I/O."""
+
+    def __init__(self, hks_policy: HKSPolicy | None = None, coa_valid: bool = True) -> None:
+        self.ar = AccessRouter(ARConfig(), CountingRandom(b"ar-role"))
+        self.policy = hks_policy or HKSPolicy()
+        self.replay = MemoryReplayStore()
+        self.hks_random = CountingRandom(b"hks-role")
+        self.coa_valid = coa_valid
+        self.hks_decisions: list[object] = []
+        self.ar_actions: list[object] = []
+
+    def run(self, mn: MobileNode, now: float, lose: int = 0) -> list[object]:
+        for _ in range(50):
+            out = mn.datagrams_to_send()
+            if not out:
+                break
+            for datagram in out:
+                if lose:
+                    lose -= 1
+                    continue
+                queue = list(self.ar.receive_hkreq(datagram.data, "mn", datagram.ar_id, now))
+                while queue:
+                    action = queue.pop(0)
+                    self.ar_actions.append(action)
+                    if isinstance(action, ValidateCoA):
+                        queue += self.ar.coa_validated(action.ref, self.coa_valid, now)
+                    elif isinstance(action, SendAccessRequest):
+                        decision = handle_request(
+                            HKSRequest(action.nai, action.mobility_header, action.ar_address, HMK),
+                            self.policy,
+                            self.replay,
+                            now,
+                            self.hks_random,
+                        )
+                        self.hks_decisions.append(decision)
+                        if isinstance(decision, Accept):
+                            answer: object = HKSAccept(
+                                decision.handover_key,
+                                decision.hks_nonce,
+                                decision.lifetime,
+                                decision.prf,
+                                decision.timestamp,
+                            )
+                        elif isinstance(decision, Reject):
+                            answer = HKSReject(decision.response_header, decision.status)
+                        else:
+                            answer = HKSReject()
+                        queue += self.ar.receive_radius_answer(action.ref, answer, now)  # type: ignore[arg-type]
+                    elif isinstance(action, SendHKResp):
+                        mn.receive_datagram(action.wire, action.ar_address, now)
+        return list(mn.events())

@@ -17,7 +17,7 @@ from hkp_radius.constants import (
     NonceSubtype,
     Status,
 )
-from hkp_radius.errors import LocalProtocolError
+from hkp_radius.errors import ConfigError, LocalProtocolError
 from hkp_radius.hks import HKSPolicy
 from hkp_radius.messages import HKReq, HKResp, decode_message
 from hkp_radius.mn import (
@@ -41,43 +41,21 @@ from .mn_peers import (
     COA,
     HMK,
     NAI,
+    T0,
     CountingRandom,
     FakeAR,
+    ThreeRoles,
     config,
     hks_signed,
+    node,
+    only,
+    pump,
     unsigned,
 )
-
-T0 = 1_700_000_000.0
-
-
-def node(**changes: object) -> MobileNode:
-    return MobileNode(config(**changes), CountingRandom())
 
 
 def sent(mn: MobileNode) -> list[Datagram]:
     return mn.datagrams_to_send()
-
-
-def pump(mn: MobileNode, ar: FakeAR, now: float, drop_first: int = 0) -> list[object]:
-    """Deliver the MN's datagrams to `ar` and its answers back until quiet."""
-    dropped = 0
-    for _ in range(20):
-        out = mn.datagrams_to_send()
-        if not out:
-            break
-        for datagram in out:
-            if dropped < drop_first:
-                dropped += 1
-                continue
-            answer = ar.answer(datagram.data, now)
-            if answer is not None:
-                mn.receive_datagram(answer, datagram.ar_id, now)
-    return list(mn.events())
-
-
-def only(events: list[object], kind: type) -> list:
-    return [e for e in events if isinstance(e, kind)]
 
 
 # ---- a full request -------------------------------------------------------------
@@ -403,6 +381,16 @@ def test_verify_held_key_then_hk_verify_failed_leads_to_a_full_request() -> None
     assert ar.seen[-1].mac(MacSubtype.MN_HKS) is not None and not ar.seen[-1].verify
 
 
+def test_short_hmk_is_refused_by_the_config() -> None:
+    short = HMK[:63]
+    with pytest.raises(ConfigError, match="63 octets") as caught:
+        config(hmk=short)
+    text = str(caught.value)
+    assert "at least 64" in text and NAI.decode() in text
+    assert short.hex()[:16] not in text and repr(short)[:20] not in text
+    assert config(hmk=HMK).hmk == HMK  # 64 octets are enough
+
+
 def test_verify_without_a_key_is_refused_locally() -> None:
     with pytest.raises(LocalProtocolError, match="request one first"):
         node().verify_key(AR_ID, T0)
@@ -480,73 +468,6 @@ def test_key_store_replaces_and_expires() -> None:
 
 
 # ---- three roles in memory: MN <-> AR (hkp_radius.ar) <-> HKS (hkp_radius.hks) ------
-
-
-class ThreeRoles:
-    """The MN role, the AR role and the HKS role wired together without I/O."""
-
-    def __init__(self, hks_policy: HKSPolicy | None = None, coa_valid: bool = True) -> None:
-        from hkp_radius.ar import AccessRouter
-        from hkp_radius.ar_config import ARConfig
-        from hkp_radius.hks import MemoryReplayStore
-
-        self.ar = AccessRouter(ARConfig(), CountingRandom(b"ar-role"))
-        self.policy = hks_policy or HKSPolicy()
-        self.replay = MemoryReplayStore()
-        self.hks_random = CountingRandom(b"hks-role")
-        self.coa_valid = coa_valid
-        self.hks_decisions: list[object] = []
-        self.ar_actions: list[object] = []
-
-    def run(self, mn: MobileNode, now: float, lose: int = 0) -> list[object]:
-        from hkp_radius.ar_events import (
-            HKSAccept,
-            HKSReject,
-            SendAccessRequest,
-            SendHKResp,
-            ValidateCoA,
-        )
-        from hkp_radius.hks import Accept, HKSRequest, Reject, handle_request
-
-        for _ in range(50):
-            out = mn.datagrams_to_send()
-            if not out:
-                break
-            for datagram in out:
-                if lose:
-                    lose -= 1
-                    continue
-                queue = list(self.ar.receive_hkreq(datagram.data, "mn", datagram.ar_id, now))
-                while queue:
-                    action = queue.pop(0)
-                    self.ar_actions.append(action)
-                    if isinstance(action, ValidateCoA):
-                        queue += self.ar.coa_validated(action.ref, self.coa_valid, now)
-                    elif isinstance(action, SendAccessRequest):
-                        decision = handle_request(
-                            HKSRequest(action.nai, action.mobility_header, action.ar_address, HMK),
-                            self.policy,
-                            self.replay,
-                            now,
-                            self.hks_random,
-                        )
-                        self.hks_decisions.append(decision)
-                        if isinstance(decision, Accept):
-                            answer: object = HKSAccept(
-                                decision.handover_key,
-                                decision.hks_nonce,
-                                decision.lifetime,
-                                decision.prf,
-                                decision.timestamp,
-                            )
-                        elif isinstance(decision, Reject):
-                            answer = HKSReject(decision.response_header, decision.status)
-                        else:
-                            answer = HKSReject()
-                        queue += self.ar.receive_radius_answer(action.ref, answer, now)  # type: ignore[arg-type]
-                    elif isinstance(action, SendHKResp):
-                        mn.receive_datagram(action.wire, action.ar_address, now)
-        return list(mn.events())
 
 
 def test_roles_in_memory_request_then_verify() -> None:
