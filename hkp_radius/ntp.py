@@ -21,9 +21,18 @@ def to_ntp(unix_time: float, low_bits_random: int = 0, random_bits: int = 0) -> 
     return (((seconds + NTP_UNIX_OFFSET) & 0xFFFFFFFF) << 32) | fraction
 
 
+# RFC 4330 §3: seconds with the top bit clear are read as era 1 (from 2036-02-07 on),
+# so the ±7 s window keeps working across the 32-bit rollover.
+ERA_PIVOT = 1 << 31
+ERA_SECONDS = 1 << 32
+
+
 def from_ntp(timestamp: int) -> float:
-    """Unix time of an NTP timestamp (era 0)."""
-    return (timestamp >> 32) - NTP_UNIX_OFFSET + (timestamp & 0xFFFFFFFF) / FRACTION_SCALE
+    """Unix time of an NTP timestamp, 1968-2104 (RFC 4330 §3 era rule)."""
+    seconds = timestamp >> 32
+    if seconds < ERA_PIVOT:
+        seconds += ERA_SECONDS
+    return seconds - NTP_UNIX_OFFSET + (timestamp & 0xFFFFFFFF) / FRACTION_SCALE
 
 
 def ntp_seconds(timestamp: int) -> int:

@@ -60,3 +60,14 @@ def test_within_window_at_the_7_second_edges() -> None:
         assert ntp.within_window(ntp.to_ntp(NOW + inside), NOW, 7.0), inside
     for outside in (7.001, -7.001, 8.0, -3600.0):
         assert not ntp.within_window(ntp.to_ntp(NOW + outside), NOW, 7.0), outside
+
+
+def test_window_holds_across_the_2036_rollover() -> None:
+    """RFC 4330 §3: after 2036-02-07 the seconds field wraps; timestamps just after the
+    rollover are still read as close to a clock just after it (and before it)."""
+    rollover = (1 << 32) - ntp.NTP_UNIX_OFFSET  # Unix time of NTP second 2**32
+    for now in (rollover - 3.0, rollover + 0.5, rollover + 3.0):
+        stamp = ntp.to_ntp(now)
+        assert abs(ntp.from_ntp(stamp) - now) < 1e-6
+        assert ntp.within_window(stamp, now + 6.9, 7.0)
+        assert not ntp.within_window(stamp, now + 7.5, 7.0)
