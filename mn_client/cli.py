@@ -112,7 +112,10 @@ class Target:
         # A --netns lab: run as `ip netns exec <mn.netns> hkp-mn ... --lab`.
         self.raw = bool(args.raw) or bool(lab and lab["ar"]["transport"] == "raw-ipv6")
         if args.udp:
-            self.endpoint = parse_endpoint(args.udp)
+            try:
+                self.endpoint = parse_endpoint(args.udp)
+            except ValueError as exc:
+                raise UsageError(f"--udp: {exc}") from None
         elif lab is not None and lab["ar"]["port"] is not None:
             self.endpoint = (lab["ar"]["address"], int(lab["ar"]["port"]))
         else:
@@ -125,7 +128,10 @@ class Target:
                 return RawIPv6Transport(self.source)
             except PermissionError:
                 raise UsageError("raw IPv6 needs root (CAP_NET_RAW): use UDP instead") from None
-        return UdpTransport({self.ar_id: self.endpoint})
+        try:
+            return UdpTransport({self.ar_id: self.endpoint})
+        except OSError as exc:  # getaddrinfo: a host name that does not resolve
+            raise UsageError(f"--udp: cannot reach {self.endpoint[0]!r}: {exc}") from None
 
     def describe(self) -> str:
         if self.raw:

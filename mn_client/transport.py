@@ -31,16 +31,31 @@ class Transport(Protocol):
 
 
 def parse_endpoint(text: str, default_port: int = UDP_DEFAULT_PORT) -> tuple[str, int]:
-    """ "[2001:db8::1]:54135", "127.0.0.1:54135", "::1" or "host" -> (host, port)."""
+    """ "[2001:db8::1]:54135", "127.0.0.1:54135", "::1" or "host" -> (host, port).
+    Raises ValueError saying how to write it."""
     text = text.strip()
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port = int(rest[1:]) if rest.startswith(":") else default_port
-        return host, port
-    if text.count(":") == 1:
-        host, _, port_text = text.partition(":")
-        return host, int(port_text)
-    return text, default_port
+    try:
+        if text.startswith("["):
+            host, closed, rest = text[1:].partition("]")
+            if not closed or (rest and not rest.startswith(":")):
+                raise ValueError(text)
+            port = int(rest[1:]) if rest.startswith(":") else default_port
+            ipaddress.IPv6Address(host)
+        elif text.count(":") == 1:
+            host, _, port_text = text.partition(":")
+            port = int(port_text)
+        else:
+            host, port = text, default_port
+            if ":" in host:
+                ipaddress.IPv6Address(host)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not HOST, HOST:PORT or [IPv6]:PORT (an IPv6 address with a port "
+            "goes in brackets: [::1]:54135)"
+        ) from None
+    if not host or not 0 < port < 65536:
+        raise ValueError(f"{text!r}: give a host and a port from 1 to 65535")
+    return host, port
 
 
 class UdpTransport:
