@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from freeradius_module.paths import RADDB_SOURCE
 from hkp_radius.ar import ARConfig
-from hkp_radius.constants import HK_MAX_LIFETIME, CodePoints
+from hkp_radius.constants import CODE_POINT_SETTINGS, HK_MAX_LIFETIME, CodePoints
 from hkp_radius.errors import ConfigError
 
 DEFAULT_UDP_PORT = 54135  # PROFILE P9
@@ -36,14 +36,6 @@ NEIGHBOUR_STATES = {
 }
 DEFAULT_NEIGHBOUR_STATES = "reachable stale delay probe permanent noarp"
 LOG_LEVELS = ("debug", "info", "warning", "error")
-CODE_POINT_ITEMS = {  # the same names as the HKS module's config (freeradius_module)
-    "mh_type_hkreq": "hkreq",
-    "mh_type_hkresp": "hkresp",
-    "option_handover_nonce": "nonce_option",
-    "option_mac": "mac_option",
-    "option_timestamp": "timestamp_option",
-    "option_mn_id": "mn_id_option",
-}
 
 KNOWN = {
     "ar": {"address", "nas_identifier", "nas_ip_address", "nas_ipv6_address", "netns",
@@ -54,7 +46,7 @@ KNOWN = {
                "response_cache_time", "retransmit_interval", "max_records", "hks_deadline"},
     "coa_validation": {"mode", "static_table", "neighbour_states", "check_timeout"},
     "log": {"level", "file"},
-    "code_points": set(CODE_POINT_ITEMS),
+    "code_points": set(CODE_POINT_SETTINGS),
     "home_server": {"ipaddr", "port", "secret", "response_window", "retries",
                     "revive_interval"},
     "realm": {"home_servers"},
@@ -317,7 +309,7 @@ def _code_points(parser: configparser.RawConfigParser, source: str) -> CodePoint
     section = _Reader(parser, "code_points", source)
     values = {
         field_name: section.integer(item, getattr(CodePoints(), field_name), 0, 255)
-        for item, field_name in CODE_POINT_ITEMS.items()
+        for item, field_name in CODE_POINT_SETTINGS.items()
     }
     try:
         return CodePoints(**values)

@@ -7,21 +7,12 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from hkp_radius.constants import PRF, CodePoints, MacAlgorithm
+from hkp_radius.constants import CODE_POINT_SETTINGS, PRF, CodePoints, MacAlgorithm
 from hkp_radius.errors import ConfigError
 from hkp_radius.hks import HKSPolicy, parse_algorithm
 
 DEFAULT_REPLAY_DB = "/var/lib/freeradius/hkp_hks_replay.sqlite"
 
-# config item -> CodePoints field (PROFILE P1: every code point is configurable).
-CODE_POINT_ITEMS = {
-    "mh_type_hkreq": "hkreq",
-    "mh_type_hkresp": "hkresp",
-    "option_handover_nonce": "nonce_option",
-    "option_mac": "mac_option",
-    "option_timestamp": "timestamp_option",
-    "option_mn_id": "mn_id_option",
-}
 KNOWN_ITEMS = {
     "allowed_prf",
     "required_prf",
@@ -32,7 +23,7 @@ KNOWN_ITEMS = {
     "key_lifetime",
     "hk_length",
     "replay_db",
-    *CODE_POINT_ITEMS,
+    *CODE_POINT_SETTINGS,
 }
 TRUE_WORDS = {"yes", "true", "on", "1"}
 FALSE_WORDS = {"no", "false", "off", "0"}
@@ -107,7 +98,7 @@ def parse_module_config(config: Mapping[str, object]) -> ModuleConfig:
     items = _flat(config)
     defaults = HKSPolicy()
     code_point_values: dict[str, int] = {}
-    for item, field_name in CODE_POINT_ITEMS.items():
+    for item, field_name in CODE_POINT_SETTINGS.items():
         if item in items:
             code_point_values[field_name] = int(_number(items, item, 0, int))
     try:

@@ -90,6 +90,18 @@ def _checked_secret(secret: bytes) -> bytes:
     return secret
 
 
+def terminate(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> int:
+    """SIGTERM, wait up to `timeout`, then SIGKILL; the exit status."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout)
+    return process.returncode
+
+
 def _quote(text: str) -> str:
     """A FreeRADIUS double-quoted string."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -350,14 +362,7 @@ class FreeRadiusInstance:
         process = self.process
         if process is None:
             return None
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(STOP_TIMEOUT)
-        self.exit_code = process.returncode
+        self.exit_code = terminate(process)
         self._reap()
         return self.exit_code
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from freeradius_module.instance import FreeRadiusInstance, free_udp_port
+from freeradius_module.instance import FreeRadiusInstance, free_udp_port, terminate
 from freeradius_module.paths import RADDB_SOURCE
 
 from . import netns
@@ -250,13 +250,8 @@ class Lab:
     def stop(self) -> None:
         """Stop everything this lab started; safe to call twice."""
         process, self.ar_process = self.ar_process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(STOP_TIMEOUT)
+        if process is not None:
+            terminate(process, STOP_TIMEOUT)
         if self.hks is not None:
             self.hks.stop()
         if self.topology is not None:

@@ -124,6 +124,17 @@ class CodePoints:
 
 DEFAULT_CODE_POINTS = CodePoints()
 
+# Configuration item -> CodePoints field: the names the HKS module's `config { }` and
+# hkp-ar's [code_points] section share, so one deployment change reads the same in both.
+CODE_POINT_SETTINGS = {
+    "mh_type_hkreq": "hkreq",
+    "mh_type_hkresp": "hkresp",
+    "option_handover_nonce": "nonce_option",
+    "option_mac": "mac_option",
+    "option_timestamp": "timestamp_option",
+    "option_mn_id": "mn_id_option",
+}
+
 # P10 timers (seconds) and counts.
 HKEY_REQ_TOUT = 1.0  # MN retransmission timeout; AR response cache lifetime
 N_HO_KEYTRIES = 3

@@ -25,21 +25,6 @@ def ip6(text: str) -> bytes:
     return ipaddress.IPv6Address(text).packed
 
 
-class CountingRandom:
-    """Deterministic bytes (SHA-256 in counter mode)."""
-
-    def __init__(self, seed: bytes = b"ar-tests") -> None:
-        self.seed = seed
-        self.counter = 0
-
-    def __call__(self, n: int) -> bytes:
-        out = b""
-        while len(out) < n:
-            self.counter += 1
-            out += hashlib.sha256(self.seed + self.counter.to_bytes(8, "big")).digest()
-        return out[:n]
-
-
 def mn_nonce(message_id: int, salt: bytes = b"") -> bytes:
     return hashlib.sha256(b"mn-nonce" + salt + bytes((message_id,))).digest()[:16]
 

@@ -4,7 +4,6 @@ real HKS role (hkp_radius.hks) behind it, and the real AR and HKS roles wired to
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +24,7 @@ from hkp_radius.hks import (
 from hkp_radius.messages import HKReq, HKResp, decode_message
 from hkp_radius.mn import MNConfig, MobileNode
 from hkp_radius.options import HandoverNonce, MacOption, Option, Timestamp
+from tests.random_source import CountingRandom
 
 AR_ID = ipaddress.IPv6Address("2001:db8::1").packed
 AR2_ID = ipaddress.IPv6Address("2001:db8:2::1").packed
@@ -34,23 +34,8 @@ HMK = bytes(range(64))
 T0 = 1_700_000_000.0  # "now" of the role tests
 
 
-class CountingRandom:
-    """Deterministic bytes (SHA-256 in counter mode): reproducible tests."""
-
-    def __init__(self, seed: bytes = b"mn-tests") -> None:
-        self.seed = seed
-        self.counter = 0
-
-    def __call__(self, n: int) -> bytes:
-        out = b""
-        while len(out) < n:
-            self.counter += 1
-            out += hashlib.sha256(self.seed + self.counter.to_bytes(8, "big")).digest()
-        return out[:n]
-
-
 def node(**changes: object) -> MobileNode:
-    return MobileNode(config(**changes), CountingRandom())
+    return MobileNode(config(**changes), CountingRandom(b"mn-tests"))
 
 
 def pump(mn: MobileNode, ar: FakeAR, now: float, drop_first: int = 0) -> list[object]:

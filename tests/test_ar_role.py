@@ -43,13 +43,13 @@ from tests.ar_helpers import (
     HMK2,
     NAI,
     NAI2,
-    CountingRandom,
     build_hkreq,
     decode_hkresp,
     expected_hk,
     ip6,
     verified_hkresp,
 )
+from tests.random_source import CountingRandom
 
 T0 = 1_700_000_000.0
 
@@ -67,7 +67,7 @@ class Harness:
         policy: HKSPolicy | None = None,
         random: Callable[[int], bytes] | None = None,
     ) -> None:
-        self.ar = AccessRouter(config or ARConfig(), random or CountingRandom())
+        self.ar = AccessRouter(config or ARConfig(), random or CountingRandom(b"ar-tests"))
         self.policy = policy or HKSPolicy()
         self.replay = MemoryReplayStore()
         self.hmks = {NAI: HMK, NAI2: HMK2}
