@@ -37,12 +37,18 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-# pip's and the build backend's chatter goes to a log, shown only when pip fails.
+# pip's and the build backend's chatter goes to a log, shown only when pip fails. A stamp
+# of setup.cfg skips pip when nothing it installs has changed (the lab's second run).
 pip_log=.venv/pip-install.log
-if ! { .venv/bin/python -m pip install --upgrade pip &&
-       .venv/bin/python -m pip install -e '.[test]'; } >"$pip_log" 2>&1; then
-  tail -n 40 "$pip_log" >&2
-  echo "install.sh: pip failed (full log: $pip_log)" >&2
-  exit 1
+stamp=.venv/.hkp-installed-$(sha256sum setup.cfg pyproject.toml | sha256sum | cut -c1-16)
+if [ ! -e "$stamp" ]; then
+  if ! { .venv/bin/python -m pip install --upgrade pip &&
+         .venv/bin/python -m pip install -e '.[test]'; } >"$pip_log" 2>&1; then
+    tail -n 40 "$pip_log" >&2
+    echo "install.sh: pip failed (full log: $pip_log)" >&2
+    exit 1
+  fi
+  rm -f .venv/.hkp-installed-*
+  touch "$stamp"
 fi
 echo "install.sh: ready ($(.venv/bin/python --version), $(/usr/sbin/freeradius -v | head -1 | sed 's/.*Version/FreeRADIUS Version/;s/,.*//'))"
