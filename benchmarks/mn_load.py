@@ -79,7 +79,7 @@ def in_memory(count: int) -> None:
 
 
 def with_lab(count: int, concurrency: int) -> None:
-    from hkp_lab.lab import PROHIBITED, Lab
+    from hkp_lab.lab import Lab
     from mn_client.session import run_load
     from mn_client.transport import UdpTransport
 
@@ -90,8 +90,7 @@ def with_lab(count: int, concurrency: int) -> None:
         ar_id = ipaddress.IPv6Address(lab.ar_id).packed
         configs = [
             MNConfig(nai=i.nai.encode(), hmk=i.hmk, use_timestamps=False)
-            for i in lab.identities
-            if i.nai != PROHIBITED
+            for i in lab.load_identities
         ]
         figures = run_load(
             configs,

@@ -47,6 +47,20 @@ def make_identities() -> list[Identity]:
     return [Identity(nai, secrets.token_bytes(HMK_LENGTH)) for nai in names]
 
 
+# Identities for load generation (`hkp-mn load --lab`, benchmarks/mn_load.py), apart from
+# the scenario identities: an MN does not reuse a Message ID with one AR within
+# MESSAGE_ID_REUSE_GUARD (2 s), so one identity sustains at most 128 exchanges/s with
+# one AR; 32 of them allow ~4000/s, well above what one lab machine reaches.
+LOAD_IDENTITIES = 32
+
+
+def make_load_identities() -> list[Identity]:
+    return [
+        Identity(f"load-{n:02d}@{LAB_REALM}", secrets.token_bytes(HMK_LENGTH))
+        for n in range(LOAD_IDENTITIES)
+    ]
+
+
 def wait_for(condition: Any, timeout: float, what: str) -> None:
     """Poll `condition()` until true or raise LabError after `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -78,6 +92,7 @@ class Lab:
         self.directory = directory
         self.use_netns = use_netns
         self.identities = make_identities()
+        self.load_identities = make_load_identities()
         self.secret = secrets.token_hex(16)
         self.hks: FreeRadiusInstance | None = None
         self.ar_process: subprocess.Popen[bytes] | None = None
@@ -117,7 +132,7 @@ class Lab:
         self.hks = FreeRadiusInstance(
             self.directory / "hks",
             secret=self.secret.encode(),
-            users={i.nai: i.hmk for i in self.identities},
+            users={i.nai: i.hmk for i in (*self.identities, *self.load_identities)},
             prohibited_users=[PROHIBITED],
             address=self.hks_address,
         )
@@ -223,6 +238,7 @@ class Lab:
                 {"nai": i.nai, "hmk": i.hmk.hex(), "prohibited": i.nai == PROHIBITED}
                 for i in self.identities
             ],
+            "load_identities": [{"nai": i.nai, "hmk": i.hmk.hex()} for i in self.load_identities],
             "state_dir": str(self.directory),
             "logs": {"ar": str(self.ar_log), "hks": str(self.hks.log_path)},
         }

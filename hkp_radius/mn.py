@@ -92,6 +92,12 @@ __all__ = [
 ]
 
 
+# §6.3: the AR keeps its answer to a (NAI, Message ID) for HKEY_REQ_TOUT after sending
+# it, which may be up to HKEY_REQ_TOUT after our last transmission: a Message ID is not
+# reused with the same AR sooner than twice that.
+MESSAGE_ID_REUSE_GUARD = 2 * HKEY_REQ_TOUT
+
+
 @dataclass(frozen=True)
 class MNConfig:
     """An MN identity and its policy. `hmk` never appears in a repr."""
@@ -165,6 +171,7 @@ class MobileNode:
         self._random = random
         self._next_message_id = random(1)[0]
         self._exchanges: dict[int, _Exchange] = {}
+        self._last_sent: dict[tuple[bytes, int], float] = {}  # (AR-ID, Message ID) -> when
         self._numbers = 0
         self._outbox: list[Datagram] = []
         self._events: list[Event] = []
@@ -493,24 +500,30 @@ class MobileNode:
         exchange.deadline = None
         del self._exchanges[exchange.number]
 
-    def _allocate_message_id(self, exchange: _Exchange) -> int:
+    def _allocate_message_id(self, exchange: _Exchange, now: float) -> int:
         """§6.2.1: a unique Message ID: a sequence from a random start, skipping IDs that
-        other exchanges with the same AR use (a corrected HKReq moves on by the sequence)."""
+        other exchanges with the same AR use, and IDs sent to that AR less than
+        MESSAGE_ID_REUSE_GUARD ago: the AR still holds its answer to those (§6.3 caches
+        it for HKEY_REQ_TOUT) and would re-send that instead of asking the HKS."""
         in_use = {
             e.message_id
             for e in self._exchanges.values()
             if e.ar_id == exchange.ar_id and e is not exchange
         }
+        horizon = now - MESSAGE_ID_REUSE_GUARD
+        self._last_sent = {k: t for k, t in self._last_sent.items() if t > horizon}
         for _ in range(256):
             candidate = self._next_message_id
             self._next_message_id = (candidate + 1) % 256
-            if candidate not in in_use:
+            if candidate not in in_use and (exchange.ar_id, candidate) not in self._last_sent:
                 return candidate
-        raise LocalProtocolError("256 exchanges in flight with one AR: no Message ID left")
+        raise LocalProtocolError(
+            "no Message ID free for this AR: 256 used within HKEY_REQ_TOUT (§6.2.1); retry later"
+        )
 
     def _send_new(self, exchange: _Exchange, now: float) -> None:
         """Build and send a new HKReq (new Message ID, nonce and timestamp)."""
-        exchange.message_id = self._allocate_message_id(exchange)
+        exchange.message_id = self._allocate_message_id(exchange, now)
         exchange.prf = self.prf
         exchange.mac_algorithm = self.mac_algorithm
         exchange.transmissions = 0
@@ -543,6 +556,7 @@ class MobileNode:
 
     def _transmit(self, exchange: _Exchange, now: float) -> None:
         exchange.transmissions += 1
+        self._last_sent[(exchange.ar_id, exchange.message_id)] = now
         exchange.deadline = now + self.config.request_timeout
         self._outbox.append(Datagram(exchange.ar_id, exchange.wire))
         self._events.append(

@@ -94,7 +94,10 @@ class Target:
         lab = lab_endpoints(args.lab_dir) if args.lab else None
         self.identities: list[tuple[bytes, bytes]] = []
         if lab is not None:
-            for item in lab["identities"]:
+            # `load` spreads over the lab's load identities (one MN sustains at most
+            # 256 Message IDs per MESSAGE_ID_REUSE_GUARD with one AR).
+            pool = lab.get("load_identities") if args.command == "load" and not args.nai else None
+            for item in pool or lab["identities"]:
                 if item.get("prohibited") and item["nai"] != args.nai:
                     continue  # the lab's HKS refuses this one by design
                 self.identities.append((item["nai"].encode(), bytes.fromhex(item["hmk"])))

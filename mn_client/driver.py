@@ -33,11 +33,17 @@ class Driver:
         self._selector.register(transport.fileno(), selectors.EVENT_READ, (node, transport))
 
     def flush(self, node: MobileNode, transport: Transport) -> None:
-        """Send what the role wants sent and hand its events on."""
-        for datagram in node.datagrams_to_send():
-            transport.send(datagram.ar_id, datagram.data)
-        for event in node.events():
-            self._on_event(node, event)
+        """Send what the role wants sent and hand its events on, until neither is left:
+        an event handler may start a new exchange, whose HKReq must go out now, not
+        when the next timer happens to fire."""
+        while True:
+            datagrams, events = node.datagrams_to_send(), node.events()
+            if not datagrams and not events:
+                return
+            for datagram in datagrams:
+                transport.send(datagram.ar_id, datagram.data)
+            for event in events:
+                self._on_event(node, event)
 
     def flush_all(self) -> None:
         for node, transport in self._pairs:

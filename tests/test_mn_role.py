@@ -21,6 +21,7 @@ from hkp_radius.errors import ConfigError, LocalProtocolError
 from hkp_radius.hks import HKSPolicy
 from hkp_radius.messages import HKReq, HKResp, decode_message
 from hkp_radius.mn import (
+    MESSAGE_ID_REUSE_GUARD,
     TRANSITIONS,
     Datagram,
     Discarded,
@@ -513,3 +514,32 @@ def test_roles_in_memory_coa_auth_failed() -> None:
     events = roles.run(mn, T0)
     assert only(events, ErrorReceived)[0].status == Status.COA_AUTH_FAILED
     assert mn.state_of(1) is State.EXPECT_RETRY_TIME
+
+
+def test_message_id_not_reused_while_the_ar_may_still_cache_its_answer() -> None:
+    """§6.2.1 "a unique Message ID" with §6.3 "The AR SHOULD buffer the information to be
+    sent to the MN for a maximum value of HKEY_REQ_TOUT": an ID sent to an AR is not used
+    again with it within MESSAGE_ID_REUSE_GUARD, or the AR would answer the new request
+    with its cached answer to the old one."""
+    mn, ar = node(), FakeAR()
+    used = []
+    for i in range(256):
+        now = T0 + i * 0.001
+        mn.request_key(AR_ID, now, COA)
+        sent = mn.datagrams_to_send()
+        used.append(decode_message(sent[0].data).message_id)
+        for datagram in sent:
+            answer = ar.answer(datagram.data, now)
+            assert answer is not None
+            mn.receive_datagram(answer, datagram.ar_id, now)
+        assert only(list(mn.events()), KeyEstablished)
+    assert sorted(used) == list(range(256))
+    with pytest.raises(LocalProtocolError, match="HKEY_REQ_TOUT"):
+        mn.request_key(AR_ID, T0 + 1.0, COA)
+    later = T0 + MESSAGE_ID_REUSE_GUARD + 0.001
+    mn.request_key(AR_ID, later, COA)
+    assert decode_message(mn.datagrams_to_send()[0].data).message_id == used[0]
+    # Another AR keeps its own Message IDs.
+    other = bytes(15) + b"\x09"
+    mn.request_key(other, T0 + 1.0, COA)
+    assert mn.datagrams_to_send()
