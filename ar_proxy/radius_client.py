@@ -20,6 +20,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from pyrad import packet as rpacket
 from pyrad.dictionary import Dictionary
@@ -61,8 +62,8 @@ class _Lane(asyncio.DatagramProtocol):
         self.dictionary: Dictionary | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        # CPython 3.11's selector datagram transport does not subclass DatagramTransport.
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def free_id(self) -> int | None:
         if len(self.waiting) >= IDS_PER_SOCKET:

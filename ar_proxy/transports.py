@@ -16,6 +16,7 @@ import os
 import socket
 import struct
 from collections.abc import Callable, Hashable, Iterator
+from typing import cast
 
 from hkp_radius.constants import IPPROTO_MH
 
@@ -95,8 +96,8 @@ class UdpTransport(asyncio.DatagramProtocol):
         return sock
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        # CPython 3.11's selector datagram transport does not subclass DatagramTransport.
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     @property
     def bound(self) -> str:
