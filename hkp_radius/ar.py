@@ -215,7 +215,20 @@ class AccessRouter:
             return self._fire(record, Input.ANSWER_NOW, now)
         if holder is not None:
             return self._fire(record, Input.NEEDS_HKS, now)  # §6.5: the CoA tied to the NAI
+        if self._claimed_in_flight(coa, record):
+            self._prepare_error(record, Status.COA_AUTH_FAILED, "CoA claimed by another MN (§7.4)")
+            return self._fire(record, Input.ANSWER_NOW, now)
         return self._fire(record, Input.NEEDS_COA_CHECK, now)
+
+    def _claimed_in_flight(self, coa: bytes, record: _Record) -> bool:
+        """§7.4: "The AR must ensure that the CoA claimed by the MN does not belong to any
+        other node": another MN's request for the same CoA is still in progress."""
+        return any(
+            other.nai != record.nai
+            and other.request.care_of_address == coa
+            and other.state not in (State.ANSWERED, State.CLOSED)
+            for other in self._records.values()
+        )
 
     # ---- §6.3.1: a returning MN ---------------------------------------------------------
 

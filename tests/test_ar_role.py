@@ -236,6 +236,21 @@ def test_coa_claimed_by_another_mn_is_refused() -> None:
     assert decode_hkresp(answer(actions)).status == Status.COA_AUTH_FAILED
 
 
+def test_coa_claimed_by_another_mns_request_in_progress_is_refused() -> None:
+    """§7.4: "The AR must ensure that the CoA claimed by the MN does not belong to any
+    other node", also while the first claimant's request is still being checked."""
+    h = Harness()
+    first = h.send(build_hkreq(nai=NAI, coa=COA))
+    assert of(ValidateCoA, first)  # the first claim is with the CoA validator
+    actions = h.send(build_hkreq(nai=NAI2, hmk=HMK2, coa=COA))
+    assert not of(ValidateCoA, actions) and not of(SendAccessRequest, actions)
+    assert decode_hkresp(answer(actions)).status == Status.COA_AUTH_FAILED
+    # Once the first claim is settled, the CoA is the first MN's; the other is still refused.
+    h.run(first)
+    again = h.exchange(build_hkreq(message_id=8, nai=NAI2, hmk=HMK2, coa=COA))
+    assert decode_hkresp(answer(again)).status == Status.COA_AUTH_FAILED
+
+
 def test_ar_timestamp_policy_answers_timestamp_reqd() -> None:
     """§6.3: "If the AR expects timestamp-based replay protection, it MUST return a
     HKResp with the error code set to TIMESTAMP_REQD"."""
