@@ -12,9 +12,14 @@ import pytest
 
 from freeradius_module.instance import FREERADIUS, FreeRadiusInstance
 
+# These tests need Debian's freeradius and root (scripts/install.sh sets both up; CI runs
+# as root). They are never skipped by default: without them they fail, saying why. A
+# developer without root may opt out with HKP_ALLOW_SKIP=1.
+FREERADIUS_READY = os.path.exists(FREERADIUS) and os.geteuid() == 0
+ALLOW_SKIP = os.environ.get("HKP_ALLOW_SKIP") == "1"
 requires_freeradius = pytest.mark.skipif(
-    not (os.path.exists(FREERADIUS) and os.geteuid() == 0),
-    reason="needs Debian's freeradius and root (scripts/install.sh sets both up)",
+    ALLOW_SKIP and not FREERADIUS_READY,
+    reason="HKP_ALLOW_SKIP=1 and no freeradius or not root",
 )
 
 ALICE = b"alice@example.net"
@@ -59,8 +64,8 @@ def fresh_dir() -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def strict_hks() -> Iterator[FreeRadiusInstance]:
     """An HKS that requires timestamps and allows only HMAC-SHA1 PRF and MAC."""
-    if not (os.path.exists(FREERADIUS) and os.geteuid() == 0):
-        pytest.skip("needs Debian's freeradius and root")
+    if ALLOW_SKIP and not FREERADIUS_READY:
+        pytest.skip("HKP_ALLOW_SKIP=1 and no freeradius or not root")
     path = work_dir("strict")
     instance = FreeRadiusInstance(
         path,

@@ -4,26 +4,20 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
-
-from freeradius_module.instance import FREERADIUS
 from hkp_lab.lab import Lab
 from hkp_radius.mn import MNConfig, MobileNode
 from mn_client.driver import system_random
 from mn_client.session import ExchangeResult, run_exchange
 from mn_client.transport import Transport, UdpTransport
+from tests.integration.conftest import requires_freeradius
 
-needs_root_and_freeradius = pytest.mark.skipif(
-    not (os.path.exists(FREERADIUS) and os.geteuid() == 0),
-    reason="needs Debian's freeradius and root (scripts/install.sh; CI runs as root)",
-)
+needs_root_and_freeradius = requires_freeradius  # never skipped by default (conftest)
 
 
 @contextmanager
