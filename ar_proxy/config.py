@@ -266,17 +266,26 @@ def parse_config(parser: configparser.RawConfigParser, source: str) -> DaemonCon
             f"must exceed the slowest realm's retry budget of {budget:g} s "
             "(servers x (retries + 1) x response_window)",
         )
+    role_default = ARConfig()  # the role's defaults are the daemon's (docs/ar.md)
     try:
         role = ARConfig(
-            require_timestamp=policy.boolean("require_timestamp", False),
-            accept_null_coa=policy.boolean("accept_null_coa", True),
-            default_lifetime=policy.integer("default_lifetime", 3600, 1, HK_MAX_LIFETIME),
-            max_lifetime=policy.integer("max_lifetime", HK_MAX_LIFETIME, 1, HK_MAX_LIFETIME),
-            response_cache_time=policy.number("response_cache_time", 1.0, 0.01, 60),
-            retransmit_interval=policy.number("retransmit_interval", 1.0, 0.01, 60),
-            coa_check_timeout=coa.number("check_timeout", 2.0, 0.01, 60),
+            require_timestamp=policy.boolean("require_timestamp", role_default.require_timestamp),
+            accept_null_coa=policy.boolean("accept_null_coa", role_default.accept_null_coa),
+            default_lifetime=policy.integer(
+                "default_lifetime", role_default.default_lifetime, 1, HK_MAX_LIFETIME
+            ),
+            max_lifetime=policy.integer(
+                "max_lifetime", role_default.max_lifetime, 1, HK_MAX_LIFETIME
+            ),
+            response_cache_time=policy.number(
+                "response_cache_time", role_default.response_cache_time, 0.01, 60
+            ),
+            retransmit_interval=policy.number(
+                "retransmit_interval", role_default.retransmit_interval, 0.01, 60
+            ),
+            coa_check_timeout=coa.number("check_timeout", role_default.coa_check_timeout, 0.01, 60),
             hks_deadline=hks_deadline,
-            max_records=policy.integer("max_records", 4096, 1, 1_000_000),
+            max_records=policy.integer("max_records", role_default.max_records, 1, 1_000_000),
             code_points=_code_points(parser, source),
         )
     except ConfigError as exc:
@@ -332,9 +341,9 @@ def _realms(parser: configparser.RawConfigParser, source: str) -> dict[str, Real
             host=reader.ip("ipaddr", None) or _missing(reader, "ipaddr", "the HKS's IP address"),
             port=reader.integer("port", DEFAULT_RADIUS_PORT, 1, 65535),
             secret=secret.encode("utf-8"),
-            response_window=reader.number("response_window", 1.0, 0.01, 60),
-            retries=reader.integer("retries", 2, 0, 10),
-            revive_interval=reader.number("revive_interval", 30.0, 0, 86400),
+            response_window=reader.number("response_window", HomeServer.response_window, 0.01, 60),
+            retries=reader.integer("retries", HomeServer.retries, 0, 10),
+            revive_interval=reader.number("revive_interval", HomeServer.revive_interval, 0, 86400),
         )
     realms: dict[str, Realm] = {}
     for section in parser.sections():

@@ -18,9 +18,10 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from pyrad.dictionary import Dictionary
@@ -91,7 +92,9 @@ def nai_text(nai: bytes | None) -> str | None:
 
 
 class ARDaemon:
-    def __init__(self, config: DaemonConfig, random_bytes: Any = os.urandom) -> None:
+    def __init__(
+        self, config: DaemonConfig, random_bytes: Callable[[int], bytes] = os.urandom
+    ) -> None:
         self.config = config
         self.role = AccessRouter(config.role, random_bytes)
         self.keystore = SqliteKeyStore(config.key_store)
@@ -101,6 +104,8 @@ class ARDaemon:
         self.monitor: NeighbourMonitor | None = None
         self.radius: RadiusClient | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None  # the role's next_timer() the timer is set for
+        self._checks: set[asyncio.Task[None]] = set()  # CoA checks: the loop holds tasks weakly
         self._loop: asyncio.AbstractEventLoop | None = None
         self.discarded = 0
 
@@ -189,12 +194,7 @@ class ARDaemon:
         self._guarded("a RADIUS answer", self.role.receive_radius_answer, ref, answer)
 
     def _radius_timeout(self, ref: int, reason: str) -> None:
-        try:
-            actions = self.role.radius_timeout(ref, time.time(), reason)
-        except Exception:
-            log.exception("internal error handling a RADIUS timeout")
-            return
-        self._apply(actions)
+        self._guarded("a RADIUS timeout", lambda now: self.role.radius_timeout(ref, now, reason))
 
     def _neighbour_gone(self, coa: bytes) -> None:
         emit(logging.DEBUG, "neighbour-gone", coa=address_text(coa))
@@ -237,7 +237,9 @@ class ARDaemon:
                 self.radius.cancel(action.ref)
         elif isinstance(action, ValidateCoA):
             assert self._loop is not None
-            self._loop.create_task(self._validate(action))
+            task = self._loop.create_task(self._validate(action))
+            self._checks.add(task)
+            task.add_done_callback(self._checks.discard)
         elif isinstance(action, StoreKey):
             self.keystore.store(action.key)
         elif isinstance(action, DeleteKey):
@@ -264,12 +266,17 @@ class ARDaemon:
         )
 
     def _rearm(self) -> None:
+        """Runs after every input (every datagram): re-arm only when the role's next
+        timer moved, which most datagrams (discards, duplicates) do not do."""
         if self._loop is None:
             return
         when = self.role.next_timer()
+        if self._timer is not None and when == self._timer_at:
+            return
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._timer_at = when
         if when is not None:
             self._timer = self._loop.call_later(max(0.0, when - time.time()), self._on_timer)
 
@@ -288,16 +295,18 @@ def setup_logging(config: DaemonConfig | None, level: str = "info") -> None:
 
 
 async def serve(config: DaemonConfig) -> int:
-    daemon = ARDaemon(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    daemon: ARDaemon | None = None
     try:
+        daemon = ARDaemon(config)  # opens the key store: a bad path fails here
         await daemon.start()
-    except (OSError, ConfigError) as exc:
+    except (OSError, sqlite3.Error, ConfigError) as exc:
         emit(logging.ERROR, "startup-failed", error=str(exc))
-        await daemon.stop()
+        if daemon is not None:
+            await daemon.stop()
         return EXIT_CONFIG if isinstance(exc, ConfigError) else EXIT_STARTUP
     await stop.wait()
     await daemon.stop()
@@ -320,7 +329,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         print(f"hkp-ar: {args.config}: configuration is valid")
         return 0
-    setup_logging(config)
+    try:
+        setup_logging(config)
+    except OSError as exc:
+        print(f"hkp-ar: [log] file: cannot open it: {exc}", file=sys.stderr)
+        return EXIT_STARTUP
     return asyncio.run(serve(config))
 
 

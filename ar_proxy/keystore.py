@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS handover_keys (
 # Commit at most this many changes at once, so a burst costs one fsync, not hundreds.
 BATCH = 256
 
-_Op = Union[tuple[str, StoredKey], tuple[str, int], tuple[str, threading.Event], None]
+_Op = Union[tuple[str, StoredKey], tuple[str, int], None]  # None: commit and stop
 
 
 class SqliteKeyStore:
@@ -75,12 +75,6 @@ class SqliteKeyStore:
     def delete(self, spi: int) -> None:
         self._queue.put(("delete", spi))
 
-    def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until every change queued so far is committed (blocking: not on the loop)."""
-        done = threading.Event()
-        self._queue.put(("flush", done))
-        return done.wait(timeout)
-
     def close(self) -> None:
         if self._thread is not None:
             self._queue.put(None)
@@ -103,7 +97,6 @@ class SqliteKeyStore:
 
     def _apply(self, batch: list[_Op]) -> bool:
         stop = False
-        events: list[threading.Event] = []
         try:
             self._db.execute("BEGIN")
             for op in batch:
@@ -118,8 +111,6 @@ class SqliteKeyStore:
                     )  # fmt: skip
                 elif op[0] == "delete" and isinstance(op[1], int):
                     self._db.execute("DELETE FROM handover_keys WHERE spi = ?", (op[1],))
-                elif op[0] == "flush" and isinstance(op[1], threading.Event):
-                    events.append(op[1])
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             log.error("key store %s: %s (changes of this batch lost)", self.path, exc)
@@ -127,6 +118,4 @@ class SqliteKeyStore:
                 self._db.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-        for event in events:
-            event.set()
         return stop

@@ -35,12 +35,9 @@ from .config import HomeServer, Realm
 log = logging.getLogger("hkp-ar.radius")
 
 IDS_PER_SOCKET = 256  # RFC 2865 §3: the Identifier is one octet
-MAX_RADIUS_PACKET = 4096  # RFC 2865 §3
-SALT_LENGTH = 2  # RFC 2548 §2.4.2
-MD5_BLOCK = 16
 
 
-_ReplyFuture = asyncio.Future[tuple[bytes, rpacket.AuthPacket]]
+_ReplyFuture = asyncio.Future[rpacket.AuthPacket]  # the verified reply
 
 
 @dataclass
@@ -48,7 +45,6 @@ class _Flight:
     ref: int
     request: SendAccessRequest
     realm: Realm
-    started: float
     task: asyncio.Task[None] | None = None
 
 
@@ -103,7 +99,7 @@ class _Lane(asyncio.DatagramProtocol):
             )
             return
         if not future.done():
-            future.set_result((data, reply))
+            future.set_result(reply)
 
     def error_received(self, exc: Exception) -> None:
         log.debug("home server %s: %s", self.server.name, exc)
@@ -135,7 +131,7 @@ class RadiusClient:
             reason = "no [realm] section for this NAI and no [realm DEFAULT]"
             asyncio.get_running_loop().call_soon(self._on_timeout, request.ref, reason)
             return
-        flight = _Flight(request.ref, request, realm, time.monotonic())
+        flight = _Flight(request.ref, request, realm)
         self._flights[request.ref] = flight
         flight.task = asyncio.get_running_loop().create_task(self._run(flight))
 
@@ -167,9 +163,15 @@ class RadiusClient:
     async def _run(self, flight: _Flight) -> None:
         try:
             for server in self._order(flight.realm):
-                result = await self._try_server(flight, server)
+                try:
+                    result = await self._try_server(flight, server)
+                except OSError as exc:  # its socket cannot be opened (no route, bad scope)
+                    log.warning("home server %s (%s:%d) cannot be reached: %s",
+                                server.name, server.host, server.port, exc)  # fmt: skip
+                    self._dead_until[server.name] = time.monotonic() + server.revive_interval
+                    continue
                 if result is not None:
-                    _data, request, reply = result
+                    request, reply = result
                     self._dead_until.pop(server.name, None)
                     self._finish(flight, self._answer(server, request, reply))
                     return
@@ -193,22 +195,21 @@ class RadiusClient:
 
     async def _try_server(
         self, flight: _Flight, server: HomeServer
-    ) -> tuple[bytes, rpacket.AuthPacket, rpacket.AuthPacket] | None:
+    ) -> tuple[rpacket.AuthPacket, rpacket.AuthPacket] | None:
+        """(request, verified reply), or None when the server stayed silent."""
         lane, identifier = await self._lane_with_free_id(server)
         request = self._build(flight.request, server, identifier)
         raw = request.RequestPacket()
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[bytes, rpacket.AuthPacket]] = loop.create_future()
+        future: _ReplyFuture = loop.create_future()
         lane.waiting[identifier] = (request, future)
         try:
             for _ in range(server.retries + 1):
                 assert lane.transport is not None
                 lane.transport.sendto(raw)
                 try:
-                    data, reply = await asyncio.wait_for(
-                        asyncio.shield(future), server.response_window
-                    )
-                    return data, request, reply
+                    reply = await asyncio.wait_for(asyncio.shield(future), server.response_window)
+                    return request, reply
                 except TimeoutError:
                     continue
             return None

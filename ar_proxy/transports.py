@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
-import ipaddress
 import logging
 import os
 import socket
@@ -36,6 +35,7 @@ READ_BATCH = 64
 # while the loop works; Linux's default of ~200 KiB holds only a few hundred.
 RECEIVE_BUFFER = 4 << 20
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+MULTICAST_PREFIX = 0xFF  # RFC 4291 §2.7, ff00::/8: HKReqs sent to a group are ignored
 
 Deliver = Callable[[bytes, Hashable, bytes], None]
 
@@ -165,7 +165,7 @@ class RawTransport:
             for level, kind, payload in ancillary:
                 if level == socket.IPPROTO_IPV6 and kind == IPV6_PKTINFO:
                     destination, ifindex = PKTINFO.unpack(payload[: PKTINFO.size])
-            if destination is None or ipaddress.IPv6Address(destination).is_multicast:
+            if destination is None or destination[0] == MULTICAST_PREFIX:
                 continue
             self._deliver(data, ("raw", address[0], ifindex), destination)
 

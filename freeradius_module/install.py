@@ -21,9 +21,11 @@ from pathlib import Path
 
 import hkp_radius
 
+from .config import DEFAULT_REPLAY_DB
 from .paths import RADDB_SOURCE
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+# What FreeRADIUS imports: the adapter and its stdlib-only helpers.
 MODULE_FILES = ("__init__.py", "config.py", "replay_sqlite.py", "rlm_hkp_hks.py")
 DEFAULT_RADDB = "/etc/freeradius/3.0"
 DEFAULT_LIB_DIR = "/usr/local/lib/hkp-radius"
@@ -45,7 +47,6 @@ ENABLE_LINKS = (
 )
 # In this order: dictionary.hkp.internal extends dictionary.hkp's vendor.
 DICTIONARY_INCLUDES = ("$INCLUDE dictionary.hkp", "$INCLUDE dictionary.hkp.internal")
-DEFAULT_REPLAY_DB = "/var/lib/freeradius/hkp_hks_replay.sqlite"  # the module's default
 PYTHON3_INSTANCE = re.compile(r"^\s*python3(\s+[\w.-]+)?\s*\{", re.MULTILINE)
 SUPPRESS_SECRETS = re.compile(r"^\s*suppress_secrets\s*=\s*(yes|true)\b", re.MULTILINE)
 

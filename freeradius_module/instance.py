@@ -30,13 +30,12 @@ from typing import Any
 import hkp_radius
 from hkp_radius.errors import ConfigError
 
+from .install import MODULE_FILES
 from .paths import RADDB_SOURCE
 
 FREERADIUS = "/usr/sbin/freeradius"
 FREERADIUS_USER = "freerad"
 PACKAGE_DIR = Path(__file__).resolve().parent
-# What FreeRADIUS imports: the adapter and its stdlib-only helpers (not this file).
-MODULE_FILES = ("__init__.py", "config.py", "replay_sqlite.py", "rlm_hkp_hks.py")
 # FreeRADIUS's dictionaries, in $INCLUDE order; clients read dictionary.hkp only.
 SERVER_DICTIONARIES = ("dictionary.hkp", "dictionary.hkp.internal")
 READY_TIMEOUT = 20.0  # FreeRADIUS with Python starts in about a second; be generous
@@ -212,6 +211,7 @@ class FreeRadiusInstance:
         self._check_traversable()
         for sub in ("log", "run", "var/lib/freeradius", "dictionary"):
             (self.work_dir / sub).mkdir(parents=True, exist_ok=True)
+        self.log_path.touch()
         for sub in ("raddb", "lib"):
             shutil.rmtree(self.work_dir / sub, ignore_errors=True)
         self._copy_code()
@@ -334,8 +334,6 @@ class FreeRadiusInstance:
         if self.process is not None:
             raise RuntimeError("already started")
         self.prepare()
-        self.log_path.touch()
-        self._chown()
         if self.debug:
             args = [self.freeradius, "-X", "-d", str(self.raddb_dir)]
             self._stdout = open(self.log_path, "ab")  # -X logs to stdout

@@ -29,6 +29,7 @@ from hkp_radius.hks import (
     HKSPolicy,
     HKSRequest,
     Reject,
+    ReplayStore,
     handle_request,
 )
 
@@ -74,6 +75,11 @@ def instantiate(config: object = None) -> int:
         _state["replay"] = SQLiteReplayStore(module_config.replay_db)
     except ConfigError as exc:
         _log(L_ERR, f"cannot start: {exc}")
+        return -1
+    except Exception as exc:
+        # rlm_python3 reads an exception here as a positive (start-up continues) code:
+        # only -1 stops a server that would fail every request.
+        _log(L_ERR, f"cannot start: internal error: {type(exc).__name__}: {exc}")
         return -1
     _log(L_INFO, f"ready (replay state in {module_config.replay_db})")
     return 0
@@ -207,7 +213,7 @@ def describe(decision: Decision, request: HKSRequest) -> tuple[int, str]:
     return level, f"Discard {who}: {decision.reason.value}{detail}"
 
 
-def decide(lists: Mapping[str, Any], policy: HKSPolicy, replay: Any) -> Decision:
+def decide(lists: Mapping[str, Any], policy: HKSPolicy, replay: ReplayStore) -> Decision:
     request = request_from_lists(lists)
     decision = handle_request(request, policy, replay, time.time(), os.urandom)
     level, text = describe(decision, request)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 
@@ -94,7 +95,8 @@ class AccessRouter:
         self._by_ref: dict[int, _Record] = {}
         self._deadlines: list[tuple[float, int]] = []  # lazy heap of (deadline, ref)
         self._next_ref = 1
-        self._last_verify_answer: dict[bytes, float] = {}  # TRANS_RATE per NAI
+        # TRANS_RATE per NAI, oldest answer first so that on_timer prunes from the front.
+        self._last_verify_answer: OrderedDict[bytes, float] = OrderedDict()
 
     # ---- inspection (adapters, tests) ---------------------------------------------
 
@@ -182,9 +184,9 @@ class AccessRouter:
             record = self._by_ref.get(ref)
             if record is not None and record.deadline <= now:
                 actions += self._fire(record, Input.DEADLINE, now)
-        stale = [nai for nai, t in self._last_verify_answer.items() if t + self._rate() <= now]
-        for nai in stale:
-            del self._last_verify_answer[nai]
+        answers = self._last_verify_answer
+        while answers and next(iter(answers.values())) + self._rate() <= now:
+            answers.popitem(last=False)
         return actions
 
     # ---- §6.3: a new key ----------------------------------------------------------------
@@ -273,6 +275,11 @@ class AccessRouter:
             return self._fire(record, Input.ANSWER_NOW, now)
         if request.coa_is_null or (holder is not None and holder.spi == key.spi):
             self._prepare_verified(record, key, now)
+            return self._fire(record, Input.ANSWER_NOW, now)
+        if self._claimed_in_flight(coa, record):
+            self._prepare_error(
+                record, Status.COA_AUTH_FAILED, "CoA claimed by another MN (§6.3.1)"
+            )
             return self._fire(record, Input.ANSWER_NOW, now)
         return self._fire(record, Input.NEEDS_BINDING_CHECK, now)
 
@@ -383,8 +390,7 @@ class AccessRouter:
     def _do_forward_hks_response(self, record: _Record, event: Input, now: float) -> list[Action]:
         reject = record.answer
         assert isinstance(reject, HKSReject) and reject.response_header is not None
-        record.response = reject.response_header  # P7: forwarded unchanged
-        record.status = record.status if record.status is not None else reject.status
+        record.response = reject.response_header  # P7: forwarded unchanged (status: _classify)
         return self._send(record, now, first=True)
 
     def _do_drop_silently(self, record: _Record, event: Input, now: float) -> list[Action]:
@@ -521,6 +527,7 @@ class AccessRouter:
         record.last_sent = now
         if record.verify_path:
             self._last_verify_answer[record.nai] = now
+            self._last_verify_answer.move_to_end(record.nai)
         actions: list[Action] = [SendHKResp(record.peer, record.ar_address, record.response)]
         if first:
             outcome = self._answer_outcome(record)

@@ -46,11 +46,10 @@ class ARConfig:
             raise ConfigError(f"default_lifetime must be 1-{HK_MAX_LIFETIME} seconds")
         if not 1 <= self.max_lifetime <= HK_MAX_LIFETIME:
             raise ConfigError(f"max_lifetime must be 1-{HK_MAX_LIFETIME} seconds")
-        for name in ("response_cache_time", "retransmit_interval", "coa_check_timeout"):
+        times = ("response_cache_time", "retransmit_interval", "coa_check_timeout", "hks_deadline")
+        for name in times:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be a positive number of seconds")
-        if not self.hks_deadline > 0:
-            raise ConfigError("hks_deadline must be a positive number of seconds")
         if self.max_records < 1:
             raise ConfigError("max_records must be at least 1")
         if not crypto.supported_mac_algorithm(self.default_mac_algorithm):

@@ -36,7 +36,6 @@ _MAC_HASHES: dict[int, Callable[[], hashlib._Hash]] = {
 }
 # P3 data ends with the MAC option's AT octet: Type, Length, Subtype, AT.
 MAC_OPTION_HEADER_LENGTH = 4
-CHECKSUM_SLICE = slice(4, 6)
 
 
 class UnsupportedAlgorithmError(ProtocolError):
@@ -78,12 +77,10 @@ def _check_hmk(hmk: bytes) -> None:
 
 def mac_key_length(algorithm: int) -> int:
     """P4: the HIK is as long as the MAC algorithm's key (20 for AT 1, 32 for AT 2)."""
-    try:
-        return MAC_AUTH_LENGTHS[MacAlgorithm(algorithm)]
-    except ValueError:
-        raise UnsupportedAlgorithmError(
-            f"MAC Algorithm Type {algorithm} is not implemented"
-        ) from None
+    length = MAC_AUTH_LENGTHS.get(algorithm)
+    if length is None:
+        raise UnsupportedAlgorithmError(f"MAC Algorithm Type {algorithm} is not implemented")
+    return length
 
 
 def derive_hik(hmk: bytes, prf: int, message_id: int, algorithm: int) -> bytes:

@@ -21,7 +21,7 @@ arguments. Results never carry key material in their repr.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, Union
 
@@ -45,6 +45,10 @@ from .constants import (
 from .errors import ConfigError, DecodeError
 from .messages import HKReq, HKResp, decode_message
 from .options import MacOption, Option, Timestamp
+
+# P5's window is ±7 s; an operator may widen it for poorly synchronised MNs, but a
+# window of more than an hour would no longer be replay protection worth the name.
+MAX_TIMESTAMP_WINDOW = 3600  # seconds
 
 
 class ReplayStore(Protocol):
@@ -111,8 +115,10 @@ class HKSPolicy:
             )
         if self.required_mac_algorithm not in self.allowed_mac_algorithms:
             raise ConfigError("required_mac_algorithm must be one of allowed_mac_algorithms")
-        if not 0 < self.timestamp_window <= 3600:
-            raise ConfigError(f"timestamp_window {self.timestamp_window}: 0 < seconds <= 3600")
+        if not 0 < self.timestamp_window <= MAX_TIMESTAMP_WINDOW:
+            raise ConfigError(
+                f"timestamp_window {self.timestamp_window}: 0 < seconds <= {MAX_TIMESTAMP_WINDOW}"
+            )
         if not 1 <= self.key_lifetime <= HK_MAX_LIFETIME:
             raise ConfigError(
                 f"key_lifetime {self.key_lifetime}: 1-{HK_MAX_LIFETIME} seconds "
@@ -338,17 +344,10 @@ def _invalid_timestamp(
     return error(Status.INVALID_TIMESTAMP, f"timestamp {detail}", options=(Timestamp(answer),))
 
 
-def allowed_algorithms(names: Collection[str], kind: type[enum.IntEnum]) -> frozenset[int]:
-    """Parse configuration names ("HMAC-SHA1" or "1") of a PRF or MAC algorithm."""
-    result: set[int] = set()
-    for name in names:
-        result.add(parse_algorithm(name, kind))
-    return frozenset(result)
-
-
 def parse_algorithm(name: str, kind: type[enum.IntEnum]) -> int:
+    """A configuration name ("HMAC-SHA1" or "1") of a PRF or MAC algorithm."""
     key = name.strip().upper().replace("-", "_")
-    if key.isdigit():
+    if key.isascii() and key.isdigit():  # not "²": isdigit() alone lets int() fail
         value = int(key)
         if value in {m.value for m in kind}:
             return value

@@ -19,6 +19,7 @@ from .constants import (
     MH_ALIGNMENT,
     MH_MAX_LENGTH,
     MH_PAYLOAD_PROTO_NONE,
+    MN_ID_SUBTYPE_NAI,
     NULL_COA,
     CodePoints,
     MacSubtype,
@@ -63,7 +64,7 @@ class _OptionAccessors:
 
     @property
     def mn_id(self) -> bytes | None:
-        option = self._first(MobileNodeIdentifier, subtype=1)
+        option = self._first(MobileNodeIdentifier, subtype=MN_ID_SUBTYPE_NAI)
         return option.nai if isinstance(option, MobileNodeIdentifier) else None
 
     @property
@@ -207,7 +208,9 @@ def decode_message(data: bytes, code_points: CodePoints = DEFAULT_CODE_POINTS) -
         raise FieldValueError(f"Payload Proto {payload_proto}, expected 59 (no next header)")
     if mh_type == code_points.hkreq:
         if len(data) < HKREQ_FIXED_LENGTH:
-            raise TruncatedError(f"HKReq of {len(data)} octets, its fixed part needs 24")
+            raise TruncatedError(
+                f"HKReq of {len(data)} octets, its fixed part needs {HKREQ_FIXED_LENGTH}"
+            )
         message_id = reader.u8("Message ID")
         flags = reader.u8("V/PRF")
         coa = reader.read(IPV6_ADDRESS_LENGTH, "Key Care-of Address")
@@ -219,7 +222,7 @@ def decode_message(data: bytes, code_points: CodePoints = DEFAULT_CODE_POINTS) -
         message_id = reader.u8("Message ID")
         flags = reader.u8("V/PRF")
         status = reader.u8("Status Code")
-        reader.u8("Reserved")  # P2: zero on send; a one-octet reader never sees it
+        reader.u8("Reserved")  # P2: zero on send, ignored on receipt
         lifetime = reader.u16("Lifetime")
         spi = reader.u32("SPI")
         options = decode_options(reader, code_points)

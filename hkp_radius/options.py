@@ -8,12 +8,14 @@ them, the decoder drops them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Union
 
 from .constants import (
     DEFAULT_CODE_POINTS,
+    MN_ID_SUBTYPE_NAI,
     NAI_MAX_LENGTH,
     NAI_MIN_LENGTH,
     NONCE_MAX_LENGTH,
@@ -35,7 +37,7 @@ from .errors import (
 from .wire import Reader
 
 # P1: AUTH length per MAC Algorithm Type.
-MAC_AUTH_LENGTHS = {MacAlgorithm.HMAC_SHA1: 20, MacAlgorithm.HMAC_SHA256: 32}
+MAC_AUTH_LENGTHS: dict[int, int] = {MacAlgorithm.HMAC_SHA1: 20, MacAlgorithm.HMAC_SHA256: 32}
 
 
 def _tlv(option_type: int, body: bytes) -> bytes:
@@ -85,9 +87,9 @@ class MacOption:
             raise LocalProtocolError(f"MAC option subtype {self.subtype} is not 1 or 2")
         if not 0 <= self.algorithm <= 0x0F:
             raise LocalProtocolError(f"MAC Algorithm Type {self.algorithm} does not fit 4 bits")
-        if self.auth and self.algorithm in MAC_AUTH_LENGTHS:
-            if len(self.auth) != MAC_AUTH_LENGTHS[MacAlgorithm(self.algorithm)]:
-                raise LocalProtocolError("AUTH length does not match the MAC Algorithm Type")
+        expected = MAC_AUTH_LENGTHS.get(self.algorithm)
+        if self.auth and expected is not None and len(self.auth) != expected:
+            raise LocalProtocolError("AUTH length does not match the MAC Algorithm Type")
 
     @property
     def kind(self) -> tuple[str, int]:
@@ -100,7 +102,7 @@ class MacOption:
                 raise LocalProtocolError(
                     f"cannot size the AUTH of unknown MAC Algorithm Type {self.algorithm}"
                 )
-            auth = bytes(MAC_AUTH_LENGTHS[MacAlgorithm(self.algorithm)])
+            auth = bytes(MAC_AUTH_LENGTHS[self.algorithm])
         return _tlv(cp.mac_option, bytes((self.subtype, self.algorithm & 0x0F)) + auth)
 
 
@@ -127,7 +129,7 @@ class MobileNodeIdentifier:
     """RFC 4283: Subtype | Identifier; subtype 1 is the NAI (P2)."""
 
     nai: bytes
-    subtype: int = 1
+    subtype: int = MN_ID_SUBTYPE_NAI
 
     def __post_init__(self) -> None:
         if not NAI_MIN_LENGTH <= len(self.nai) <= NAI_MAX_LENGTH:
@@ -193,7 +195,7 @@ def _decode_mac(body: Reader, offset: int) -> Option:
     auth = body.read(body.remaining(), "MAC AUTH")
     if subtype not in MacSubtype.__members__.values():
         raise FieldValueError(f"MAC option at offset {offset}: unknown subtype {subtype}")
-    expected = MAC_AUTH_LENGTHS.get(MacAlgorithm(algorithm)) if algorithm in (1, 2) else None
+    expected = MAC_AUTH_LENGTHS.get(algorithm)
     if expected is not None and len(auth) != expected:
         raise OptionLengthError(
             f"MAC option at offset {offset}: AUTH of {len(auth)} octets, "
@@ -226,6 +228,7 @@ def _decode_mn_id(body: Reader, offset: int) -> Option:
 _Decoder = Callable[[Reader, int], Option]
 
 
+@functools.cache  # one per CodePoints a deployment configures: built once, not per message
 def option_registry(cp: CodePoints) -> dict[int, _Decoder]:
     """Code point -> decoder for the options this implementation knows."""
     return {
@@ -236,14 +239,9 @@ def option_registry(cp: CodePoints) -> dict[int, _Decoder]:
     }
 
 
-_REGISTRY_CACHE: dict[CodePoints, dict[int, _Decoder]] = {}
-
-
 def decode_options(reader: Reader, cp: CodePoints = DEFAULT_CODE_POINTS) -> tuple[Option, ...]:
     """Decode every option up to the reader's end, then check P2's order rules."""
-    registry = _REGISTRY_CACHE.get(cp)
-    if registry is None:
-        registry = _REGISTRY_CACHE.setdefault(cp, option_registry(cp))
+    registry = option_registry(cp)
     options: list[Option] = []
     last_was_mac = False
     while reader.remaining():

@@ -52,8 +52,6 @@ REQUEST_AUTHENTICATOR = "HKP-Request-Authenticator"
 # RFC 2865 §5.26: a VSA's value is at most 255 - 2 (attribute header) - 4 (Vendor-Id)
 # - 2 (vendor type and length) = 247 octets.
 VSA_MAX_VALUE_LENGTH = 247
-# RFC 2548 §2.4.2 in a 247-octet VSA: salt (2), length octet (1), 16-octet blocks.
-SALT_ENCRYPTED_MAX_LENGTH = HK_MAX_LENGTH
 TIMESTAMP_LENGTH = 8
 
 # VALUE names of dictionary.hkp, which pyrad and FreeRADIUS hand out instead of numbers.
@@ -196,7 +194,7 @@ def _integer(value: AttributeValue, name: str, names: Mapping[str, int]) -> int:
     if isinstance(value, str):
         if value in names:
             return int(names[value])
-        if value.isdigit():
+        if value.isascii() and value.isdigit():  # not "²": isdigit() alone lets int() fail
             return int(value)
     raise FieldValueError(f"{name}: expected an integer")
 
@@ -205,7 +203,7 @@ def parse_accept(attributes: Mapping[str, Sequence[AttributeValue]]) -> HKSGrant
     """Read an Access-Accept (attributes as pyrad gives them, HKP-Handover-Key already
     decrypted). Raises DecodeError subclasses when a P8 attribute is missing or bad."""
     hk = _octets(_single(attributes, HANDOVER_KEY, True) or b"", HANDOVER_KEY)
-    if not 1 <= len(hk) <= SALT_ENCRYPTED_MAX_LENGTH:
+    if not 1 <= len(hk) <= HK_MAX_LENGTH:  # the salt-encrypted maximum (constants)
         raise LengthMismatchError(f"{HANDOVER_KEY} of {len(hk)} octets")
     nonce = _octets(_single(attributes, HKS_NONCE, True) or b"", HKS_NONCE)
     lifetime = _integer(_single(attributes, KEY_LIFETIME, True) or 0, KEY_LIFETIME, {})

@@ -405,6 +405,20 @@ def test_returning_mn_with_coa_of_another_mn_is_refused() -> None:
     assert h.ar.keys.holder_of(COA2).nai == NAI2  # type: ignore[union-attr]
 
 
+def test_returning_mn_with_coa_another_mn_is_claiming_is_refused() -> None:
+    """§6.3.1: "the AR SHOULD verify that the IP address is valid and is not claimed by
+    any other node", also while the other node's own request for it is in progress."""
+    h = Harness()
+    spi = issue(h, message_id=1, nai=NAI, coa=COA)
+    claim = h.send(build_hkreq(message_id=2, nai=NAI2, hmk=HMK2, coa=COA2))
+    assert of(ValidateCoA, claim)  # NAI2's claim on COA2 is with the CoA validator
+    actions = h.exchange(returning(h, spi, coa=COA2))
+    assert not of(ValidateCoA, actions)
+    response = decode_hkresp(answer(actions))
+    assert response.status == Status.COA_AUTH_FAILED and not response.verify
+    assert h.ar.keys.get(spi).care_of_address == COA  # type: ignore[union-attr]
+
+
 def test_returning_mn_bad_mac_silently_discarded() -> None:
     """§6.3.1: "If the AUTH value is invalid, the AR MUST silently discard the message"."""
     h = Harness()

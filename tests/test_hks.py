@@ -24,6 +24,7 @@ from hkp_radius.hks import (
     MemoryReplayStore,
     Reject,
     handle_request,
+    parse_algorithm,
 )
 from hkp_radius.messages import HKReq, HKResp, decode_message
 from hkp_radius.options import HandoverNonce, MacOption, MobileNodeIdentifier, Option, Timestamp
@@ -225,6 +226,24 @@ def test_policy_validation():
         HKSPolicy(key_lifetime=70000)
     with raises(ConfigError, "hk_length"):
         HKSPolicy(hk_length=240)
+
+
+def test_non_ascii_digits_are_refused_with_the_project_errors():
+    """A "²" passes str.isdigit() but int() refuses it: it used to escape as ValueError."""
+    assert parse_algorithm(" 2 ", MacAlgorithm) == MacAlgorithm.HMAC_SHA256
+    with raises(ConfigError, "MacAlgorithm"):
+        parse_algorithm("²", MacAlgorithm)
+    with raises(DecodeError, ra.KEY_LIFETIME):
+        ra.parse_accept(
+            {
+                ra.HANDOVER_KEY: [b"k" * 20],
+                ra.HKS_NONCE: [HKS_NONCE],
+                ra.KEY_LIFETIME: ["²"],
+                ra.PRF_ATTRIBUTE: [1],
+            }
+        )
+    with raises(DecodeError, ra.STATUS_CODE):
+        ra.parse_reject({ra.STATUS_CODE: ["²"], ra.RESPONSE_HEADER: [b"\x01"]})
 
 
 def test_radius_attrs_split_and_join():

@@ -109,3 +109,24 @@ def test_daemon_refuses_bad_config_with_exit_2(tmp_path: Path) -> None:
         text=True,
     )
     assert check.returncode == 0 and "configuration is valid" in check.stdout
+
+
+@pytest.mark.parametrize("store", ["a-directory", "not-a-database"])
+def test_unusable_key_store_fails_start_with_exit_3(tmp_path: Path, store: str) -> None:
+    """A key store that cannot be opened is a start-up failure the log line names (exit
+    3), not a traceback."""
+    path = tmp_path / store
+    if store == "a-directory":
+        path.mkdir()
+    else:
+        path.write_bytes(b"these are not the keys you are looking for" * 100)
+    config = write(tmp_path, MINIMAL.replace("{store}", str(path)))
+    result = subprocess.run(
+        [sys.executable, "-m", "ar_proxy", "-c", str(config)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 3, result.stderr
+    assert '"event": "startup-failed"' in result.stderr and "Traceback" not in result.stderr

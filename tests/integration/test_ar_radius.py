@@ -51,6 +51,22 @@ def test_first_server_down_success_through_second_within_budget(
         mn.close()
 
 
+def test_unreachable_first_server_fails_over_to_second(
+    start_ar: Callable[..., ArProcess], ar_hks: FreeRadiusInstance
+) -> None:
+    """Fail-over also past a home server whose socket cannot even be opened (a
+    link-local address without a scope: EINVAL), without an internal error."""
+    ar = start_ar(servers=[("fe80::1", 1812), (ar_hks.address, ar_hks.port)])
+    mn = MobileNodeSocket(ar.udp_port)
+    try:
+        reply = mn.exchange(build_hkreq(message_id=49, coa=NULL_COA), timeout=5.0)
+        verified_hkresp(reply, message_id=49)
+        ar.wait_event(event="exchange", outcome="issued", message_id=49)
+        assert not [e for e in ar.events() if e.get("level") == "error"]
+    finally:
+        mn.close()
+
+
 def test_all_servers_down_mn_gets_nothing_and_ar_keeps_no_state(
     start_ar: Callable[..., ArProcess], blackholes: list[Blackhole]
 ) -> None:

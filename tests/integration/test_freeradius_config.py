@@ -141,3 +141,24 @@ def test_private_instance_refuses_secrets_freeradius_would_alter(
 
     with pytest.raises(ConfigError, match="secret"):
         FreeRadiusInstance(tmp_path, secret=secret)
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"hk_length": 0}, "hk_length"),
+        # "²" passes str.isdigit() but not int(): once a ValueError that escaped
+        # instantiate, which rlm_python3 does not treat as a failed start-up.
+        ({"allowed_mac_algorithms": ["²"]}, "allowed_mac_algorithms"),
+    ],
+)
+def test_bad_module_config_stops_start_up(fresh_dir, settings, named):
+    """A module config the HKS cannot run with stops FreeRADIUS at start-up, and the
+    log names the setting, instead of a server that fails every request."""
+    instance = FreeRadiusInstance(fresh_dir, users={"mn@example.net": bytes(64)}, **settings)
+    try:
+        with pytest.raises(RuntimeError, match="exited at start-up") as caught:
+            instance.start()
+    finally:
+        instance.stop()  # should it have started after all
+    assert f"hkp_hks: cannot start: hkp_hks config: {named}" in str(caught.value)
