@@ -91,6 +91,18 @@ def nai_text(nai: bytes | None) -> str | None:
     return None if nai is None else nai.decode("utf-8", "backslashreplace")
 
 
+
+def load_dictionary(path: str) -> Dictionary:
+    """The pyrad dictionary of `[ar] dictionary`; a file pyrad cannot parse is a
+    configuration error naming the setting, not a traceback."""
+    try:
+        return Dictionary(path)
+    except Exception as exc:  # pyrad raises ParseError, KeyError, ValueError, OSError...
+        raise ConfigError(
+            f"[ar] dictionary = {path!r}: pyrad cannot read it ({exc}); point it at "
+            "raddb/dictionary.pyrad or a copy of it"
+        ) from None
+
 class ARDaemon:
     def __init__(
         self, config: DaemonConfig, random_bytes: Callable[[int], bytes] = os.urandom
@@ -117,7 +129,7 @@ class ARDaemon:
         self._apply(self.role.load_keys(self.keystore.load(), time.time()))
         self.keystore.start()
         self.radius = RadiusClient(
-            Dictionary(cfg.dictionary),
+            load_dictionary(cfg.dictionary),
             self._radius_answer,
             self._radius_timeout,
             nas_identifier=cfg.nas_identifier,

@@ -130,3 +130,23 @@ def test_unusable_key_store_fails_start_with_exit_3(tmp_path: Path, store: str) 
     )
     assert result.returncode == 3, result.stderr
     assert '"event": "startup-failed"' in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unreadable_dictionary_is_a_configuration_error_naming_the_setting(
+    tmp_path: Path,
+) -> None:
+    """A pyrad dictionary with a syntax error stops start-up with exit 2 and a line
+    naming `[ar] dictionary`, not a pyrad traceback."""
+    broken = tmp_path / "dictionary"
+    broken.write_text("ATTRIBUTE\tUser-Name\n")  # too few fields: pyrad's ParseError
+    text = MINIMAL.replace("[ar]\n", f"[ar]\ndictionary = {broken}\n", 1)
+    config = write(tmp_path, text)
+    result = subprocess.run(
+        [sys.executable, "-m", "ar_proxy", "-c", str(config)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "[ar] dictionary" in result.stderr and "Traceback" not in result.stderr
