@@ -91,7 +91,6 @@ def nai_text(nai: bytes | None) -> str | None:
     return None if nai is None else nai.decode("utf-8", "backslashreplace")
 
 
-
 def load_dictionary(path: str) -> Dictionary:
     """The pyrad dictionary of `[ar] dictionary`; a file pyrad cannot parse is a
     configuration error naming the setting, not a traceback."""
@@ -102,6 +101,7 @@ def load_dictionary(path: str) -> Dictionary:
             f"[ar] dictionary = {path!r}: pyrad cannot read it ({exc}); point it at "
             "raddb/dictionary.pyrad or a copy of it"
         ) from None
+
 
 class ARDaemon:
     def __init__(
