@@ -4,6 +4,7 @@ SPI and lifetime, and how long each exchange took. Never a key."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 from collections.abc import Callable
@@ -11,14 +12,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hkp_radius.constants import Status
-from hkp_radius.mn import ErrorReceived, GaveUp, KeyEstablished, MNConfig, MobileNode
+from hkp_radius.mn import (
+    ErrorReceived,
+    Event,
+    GaveUp,
+    KeyEstablished,
+    Kind,
+    MNConfig,
+    MobileNode,
+)
 from mn_client.describe import describe_event, status_name
 from mn_client.driver import system_random
-from mn_client.session import ExchangeResult, run_exchange
+from mn_client.session import ExchangeResult, run_exchange, starter
 from mn_client.transport import RawIPv6Transport, Transport, UdpTransport
 
 from . import netns
-from .lab import PROHIBITED, Identity, Lab, wait_for
+from .lab import LAB_REALM, PROHIBITED, Identity, Lab, LabError, wait_for
 from .relay import LossyRelay
 
 HOP_LOG_WAIT = 2.0  # how long to wait for the AR's log line of an exchange
@@ -140,7 +149,7 @@ class Runner:
                 detail = f"no key: {final.reason}"
             self.out(
                 f"  [{number}] {'ok  ' if ok else 'FAIL'} {took}  "
-                f"{scenario.who}@{self.lab.identities[0].nai.split('@')[1]} "
+                f"{scenario.who}@{LAB_REALM} "
                 f"{scenario.kind}: {detail}"
             )
         return all(ok for _, _, ok, _ in results)
@@ -158,30 +167,22 @@ class Runner:
             f"AR-ID {self.lab.ar_id}"
         )
         ar_log, hks_log = LogCursor(self.lab.ar_log), LogCursor(self.lab.hks_log)
-        starts = {
-            "request": lambda now: node.request_key(ar_id, now, coa),
-            "verify": lambda now: node.verify_key(ar_id, now, coa),
-            "refresh": lambda now: node.refresh_key(ar_id, now),
-        }
+        start = starter(node, Kind(scenario.kind), ar_id, coa)
 
-        def show(event: object) -> None:
-            self.out("    " + describe_event(event))  # type: ignore[arg-type]
+        def show(event: Event) -> None:
+            self.out("    " + describe_event(event))
 
-        if scenario.lose_first:
-            relay = LossyRelay((self.lab.ar_host, self.lab.ar_port), drop=1)
-            with relay:
+        with contextlib.ExitStack() as stack:
+            endpoint = None
+            if scenario.lose_first:
+                relay = stack.enter_context(
+                    LossyRelay((self.lab.ar_host, self.lab.ar_port), drop=1)
+                )
                 self.out(f"    (a relay at port {relay.endpoint[1]} drops the MN's first datagram)")
-                transport = self.transport(relay.endpoint)
-                try:
-                    result = run_exchange(node, transport, starts[scenario.kind], show)
-                finally:
-                    transport.close()
-        else:
-            transport = self.transport()
-            try:
-                result = run_exchange(node, transport, starts[scenario.kind], show)
-            finally:
-                transport.close()
+                endpoint = relay.endpoint
+            transport = self.transport(endpoint)
+            stack.callback(transport.close)
+            result = run_exchange(node, transport, start, show)
         self._hops(identity.nai, ar_log, hks_log)
         ok = _matches(scenario.expect, result)
         self.out(f"    => {'as expected' if ok else 'NOT as expected'} ({scenario.expect})")
@@ -196,7 +197,7 @@ class Runner:
 
         try:
             wait_for(ar_logged, HOP_LOG_WAIT, "the AR's log line")
-        except Exception:
+        except LabError:
             ar_lines.append("(no log line from the AR for this MN)")
         hks_lines = [line for line in hks_log.new_lines() if "hkp_hks" in line and nai in line]
         for line in hks_lines or ["(the HKS was not asked)"]:

@@ -58,6 +58,7 @@ def _check(use_netns: bool) -> bool:
 def cmd_run(args: argparse.Namespace) -> int:
     from .account import Runner
     from .lab import Lab, LabError
+    from .netns import NetnsError
 
     if not _check(args.netns):
         return EXIT_SETUP
@@ -83,7 +84,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             print(f"  AR:  hkp-ar on UDP [{lab.ar_host}]:{lab.ar_port}, AR-ID {lab.ar_id}")
         print(f"  MNs: {', '.join(i.nai for i in lab.identities)} (HMKs of 64 random octets)")
-        ok = Runner(lab, lambda line: print(line, flush=True)).run()
+        try:
+            ok = Runner(lab, lambda line: print(line, flush=True)).run()
+        except (LabError, NetnsError, OSError) as exc:  # e.g. a socket the MN could not open
+            print(f"hkp-lab: the exchanges stopped: {exc}", file=sys.stderr)
+            ok = False
     finally:
         lab.stop()
         if temporary:

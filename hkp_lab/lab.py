@@ -4,6 +4,7 @@ another process (`hkp-lab down`)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -116,7 +117,10 @@ class Lab:
         try:
             self._start_hks()
             if self.use_netns:
-                self.topology = netns.create(self.hks_address)
+                try:
+                    self.topology = netns.create(self.hks_address)
+                except netns.NetnsError as exc:
+                    raise LabError(f"cannot make the network namespaces: {exc}") from None
                 self.ar_id = self.topology.ar_address
             self._start_ar(detach)
             self._save_processes()
@@ -259,21 +263,25 @@ class Lab:
         document = {
             "processes": processes,
             "netns": self.topology.names() if self.topology else [],
-            "links": self.topology.links() if self.topology else [],
         }
         processes_path(self.directory).write_text(json.dumps(document))
 
     def stop(self) -> None:
-        """Stop everything this lab started; safe to call twice."""
+        """Stop everything this lab started; safe to call twice. Each step runs even when
+        an earlier one fails (or is interrupted), so nothing is left behind needlessly."""
         process, self.ar_process = self.ar_process, None
-        if process is not None:
-            terminate(process, STOP_TIMEOUT)
-        if self.hks is not None:
-            self.hks.stop()
-        if self.topology is not None:
-            netns.destroy(self.topology.names(), self.topology.links())
-            self.topology = None
-        processes_path(self.directory).unlink(missing_ok=True)
+        topology, self.topology = self.topology, None
+        try:
+            if process is not None:
+                terminate(process, STOP_TIMEOUT)
+        finally:
+            try:
+                if self.hks is not None:
+                    self.hks.stop()
+            finally:
+                if topology is not None:
+                    netns.destroy(topology.names())
+                processes_path(self.directory).unlink(missing_ok=True)
 
 
 def stop_recorded(directory: Path) -> list[str]:
@@ -281,34 +289,47 @@ def stop_recorded(directory: Path) -> list[str]:
     path = processes_path(directory)
     try:
         document = json.loads(path.read_text())
-    except (OSError, ValueError):
+        processes = [(str(p["name"]), int(p["pid"])) for p in document.get("processes", [])]
+        namespaces = [str(name) for name in document.get("netns", [])]
+    except FileNotFoundError:
         return []
+    except OSError as exc:
+        return [f"cannot read {path}: {exc.strerror}"]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        # Half-written (e.g. a full disk): remove it, or `up` would refuse for ever.
+        path.unlink(missing_ok=True)
+        endpoints_path(directory).unlink(missing_ok=True)
+        return [f"removed unreadable {path}; stop any freeradius or hkp-ar of {directory} by hand"]
     done = []
-    for item in document.get("processes", []):
-        pid = int(item["pid"])
-        if _stop_pid(pid, str(directory)):
-            done.append(f"stopped {item['name']} (pid {pid})")
-    if document.get("netns"):
-        netns.destroy(document["netns"], document.get("links", []))
-        done.append(f"deleted network namespaces {', '.join(document['netns'])}")
+    for name, pid in processes:
+        try:
+            if _stop_pid(pid, str(directory)):
+                done.append(f"stopped {name} (pid {pid})")
+        except PermissionError:  # kept the record: `down` again as the user who ran `up`
+            return [*done, f"not allowed to stop {name} (pid {pid}): run as its user (root?)"]
+    if namespaces:
+        netns.destroy(namespaces)
+        done.append(f"deleted network namespaces {', '.join(namespaces)}")
     path.unlink(missing_ok=True)
     endpoints_path(directory).unlink(missing_ok=True)
     return done
 
 
-def _stop_pid(pid: int, marker: str) -> bool:
-    """SIGTERM `pid` only if its command line mentions our state dir (no reused pids)."""
+def _stop_pid(pid: int, directory: str) -> bool:
+    """SIGTERM `pid` only if its command line names a file in our state dir (no reused
+    pids; "/tmp/lab/" so that a lab in /tmp/lab2 is not taken for ours)."""
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
     except OSError:
         return False
-    if marker not in cmdline:
+    if os.fsencode(directory.rstrip("/") + "/") not in cmdline:
         return False
     try:
         os.kill(pid, signal.SIGTERM)
         wait_for(lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), STOP_TIMEOUT, "exit")
     except LabError:
-        os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
     return True

@@ -46,10 +46,8 @@ class Topology:
         return str(ipaddress.IPv6Address(self.mn_address) + MN_COA_BASE + index)
 
     def names(self) -> list[str]:
+        """The namespaces to delete; the veth pair lives and dies with them."""
         return [self.mn_ns, self.ar_ns]
-
-    def links(self) -> list[str]:
-        return []  # the veth pair lives and dies with the namespaces
 
 
 def create(hks_address: str = "127.0.0.1", prefix: str = "hkplab") -> Topology:
@@ -75,12 +73,12 @@ def create(hks_address: str = "127.0.0.1", prefix: str = "hkplab") -> Topology:
             _ip("-n", mn_ns, "-6", "addr", "add", f"{topology.coa(index)}/64", "dev", "veth-mn",
                 "nodad")  # fmt: skip
     except NetnsError:
-        destroy(created, [])
+        destroy(created)
         raise
     return topology
 
 
-def destroy(names: Sequence[str], links: Sequence[str]) -> None:
+def destroy(names: Sequence[str]) -> None:
     for name in names:
         subprocess.run(["ip", "netns", "delete", name], capture_output=True, check=False)
 

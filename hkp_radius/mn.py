@@ -34,6 +34,7 @@ from .constants import (
     HK_RETRY_INTERVAL,
     HKEY_REQ_TOUT,
     HMK_MIN_LENGTH,
+    IPV6_ADDRESS_LENGTH,
     N_HO_KEYTRIES,
     NONCE_LENGTH,
     NULL_COA,
@@ -204,7 +205,7 @@ class MobileNode:
         return self._start(Kind.REFRESH, ar_id, NULL_COA, now)
 
     def _start(self, kind: Kind, ar_id: bytes, coa: bytes, now: float) -> int:
-        if len(ar_id) != 16 or len(coa) != 16:
+        if len(ar_id) != IPV6_ADDRESS_LENGTH or len(coa) != IPV6_ADDRESS_LENGTH:
             raise LocalProtocolError("AR-ID and CoA must be 16-octet IPv6 addresses")
         if ar_id in self.prohibited:
             raise LocalProtocolError(
@@ -273,7 +274,7 @@ class MobileNode:
         if exchange is None:  # §6.2.2: a Message ID we are not waiting on
             self._events.append(Discarded(None, f"foreign Message ID {message.message_id}"))
             return
-        classified = self._classify(exchange, message, data, now)
+        classified = self._classify(exchange, message, data)
         if isinstance(classified, str):
             self._events.append(Discarded(exchange.number, classified))
             return
@@ -289,7 +290,7 @@ class MobileNode:
     # ---- classification: HKResp -> Input -------------------------------------------
 
     def _classify(
-        self, exchange: _Exchange, resp: HKResp, wire: bytes, now: float
+        self, exchange: _Exchange, resp: HKResp, wire: bytes
     ) -> str | tuple[Input, str, dict[str, object]]:
         if exchange.state is not State.EXPECT_HKRESP:
             return f"late answer in state {exchange.state.value}"

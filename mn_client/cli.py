@@ -5,7 +5,7 @@
     hkp-mn refresh ...          # indirect, NULL CoA (§6.5)
     hkp-mn keys [--show-key]    # held keys; the HK only with --show-key
     hkp-mn load -n 1000 -c 50   # load generator: throughput and latency figures
-    hkp-mn --lab request        # identity and AR from a running `hkp-lab up`
+    hkp-mn request --lab        # identity and AR from a running `hkp-lab up`
 
 The HMK comes from --hmk-file (hex, or 64+ raw octets) or $HKP_MN_HMK (hex), never from
 the command line, which other users can read.
@@ -16,22 +16,30 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hkp_radius.constants import NULL_COA, PRF, MacAlgorithm
+from hkp_radius.constants import HKEY_REQ_TOUT, N_HO_KEYTRIES, NULL_COA, PRF, MacAlgorithm
 from hkp_radius.errors import HKPError
-from hkp_radius.mn import Event, MNConfig, MobileNode, VerifyUnanswered
+from hkp_radius.mn import Event, Kind, MNConfig, MobileNode, VerifyUnanswered
 from hkp_radius.mn_keys import format_address
 
 from .describe import describe_event
 from .driver import system_random
 from .keyfile import KeyFile, KeyFileError, default_path
-from .session import run_exchange, run_load
-from .transport import RawIPv6Transport, Transport, UdpTransport, parse_endpoint
+from .session import exchange_deadline, run_exchange, run_load, starter
+from .transport import (
+    UDP_DEFAULT_PORT,
+    RawIPv6Transport,
+    Transport,
+    UdpTransport,
+    parse_endpoint,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -49,7 +57,7 @@ def _address(text: str, what: str) -> bytes:
 
 def _algorithm(text: str, kind: type[PRF] | type[MacAlgorithm]) -> int:
     key = text.strip().upper().replace("-", "_")
-    if key.isdigit() and int(key) in {m.value for m in kind}:
+    if key.isascii() and key.isdigit() and int(key) in {m.value for m in kind}:
         return int(key)
     if key in kind.__members__:
         return int(kind.__members__[key])
@@ -122,7 +130,7 @@ class Target:
         elif lab is not None and lab["ar"]["port"] is not None:
             self.endpoint = (lab["ar"]["address"], int(lab["ar"]["port"]))
         else:
-            self.endpoint = (format_address(self.ar_id), 54135)
+            self.endpoint = (format_address(self.ar_id), UDP_DEFAULT_PORT)
         self.source = args.source
 
     def transport(self) -> Transport:
@@ -131,6 +139,8 @@ class Target:
                 return RawIPv6Transport(self.source)
             except PermissionError:
                 raise UsageError("raw IPv6 needs root (CAP_NET_RAW): use UDP instead") from None
+            except OSError as exc:  # --source not an address of this host, or not IPv6
+                raise UsageError(f"--source {self.source!r}: cannot bind: {exc}") from None
         try:
             return UdpTransport({self.ar_id: self.endpoint})
         except OSError as exc:  # getaddrinfo: a host name that does not resolve
@@ -171,22 +181,19 @@ def cmd_exchange(args: argparse.Namespace) -> int:
     node = MobileNode(_config(args, nai, hmk), system_random, keyfile.keys)
     keyfile.restore(node)
     coa = _address(args.coa, "--coa") if args.coa else NULL_COA
-    starts = {
-        "request": lambda now: node.request_key(target.ar_id, now, coa),
-        "verify": lambda now: node.verify_key(target.ar_id, now, coa),
-        "refresh": lambda now: node.refresh_key(target.ar_id, now),
-    }
+    start = starter(node, Kind(args.command), target.ar_id, coa)
     _print(args, f"{nai.decode()} {args.command} with {target.describe()}")
     transport = target.transport()
     try:
-        result = run_exchange(
-            node, transport, starts[args.command], lambda e: _print(args, describe_event(e))
-        )
+        result = run_exchange(node, transport, start, lambda e: _print(args, describe_event(e)))
     finally:
         transport.close()
     keyfile.remember(node)
     keyfile.save()
     final = result.final
+    if final is None:  # the driver's deadline passed first
+        waited = exchange_deadline(node.config)
+        print(f"hkp-mn: no outcome within {waited:.1f} s; stopped waiting", file=sys.stderr)
     if args.json:
         print(json.dumps(_result_json(result.events, final), indent=1))
     return EXIT_OK if result.ok else EXIT_FAILED
@@ -258,6 +265,32 @@ def cmd_load(args: argparse.Namespace) -> int:
     return EXIT_OK if figures.failed == 0 else EXIT_FAILED
 
 
+def _seconds(text: str) -> float:
+    """argparse type of --timeout: seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < math.inf:  # also NaN
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds above 0")
+    return value
+
+
+def _count(least: int) -> Callable[[str], int]:
+    """argparse type: a whole number of at least `least`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = least - 1
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{text!r}: give a whole number, {least} or more")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     who = common.add_argument_group("identity and AR")
@@ -271,11 +304,22 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--lab-dir", help="lab state dir (default $HKP_LAB_DIR or the lab's)")
     policy = common.add_argument_group("policy")
     policy.add_argument("--coa", help="Key Care-of Address (default NULL)")
-    policy.add_argument("--prf", default="HMAC-SHA1")
-    policy.add_argument("--mac-alg", default="HMAC-SHA1")
+    algorithms = "HMAC-SHA1 (1, default) or HMAC-SHA256 (2)"
+    policy.add_argument("--prf", default="HMAC-SHA1", help=f"PRF: {algorithms}")
+    policy.add_argument("--mac-alg", default="HMAC-SHA1", help=f"MAC algorithm: {algorithms}")
     policy.add_argument("--no-timestamp", action="store_true", help="omit the Timestamp option")
-    policy.add_argument("--timeout", type=float, default=1.0, help="HKEY_REQ_TOUT, seconds")
-    policy.add_argument("--tries", type=int, default=3, help="N_HO_KEYTRIES retransmissions")
+    policy.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=HKEY_REQ_TOUT,
+        help=f"HKEY_REQ_TOUT, seconds (default {HKEY_REQ_TOUT:g})",
+    )
+    policy.add_argument(
+        "--tries",
+        type=_count(0),
+        default=N_HO_KEYTRIES,
+        help=f"N_HO_KEYTRIES retransmissions (default {N_HO_KEYTRIES})",
+    )
     common.add_argument("--keys", default=str(default_path()), help="key file (mode 0600)")
     common.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -291,8 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_argument("--show-key", action="store_true", help="also print each HK in hex")
     keys.set_defaults(func=cmd_keys)
     load = sub.add_parser("load", parents=[common], help="load generator")
-    load.add_argument("-n", type=int, default=1000, help="requests in all")
-    load.add_argument("-c", type=int, default=50, help="requests in flight")
+    load.add_argument("-n", type=_count(1), default=1000, help="requests in all")
+    load.add_argument("-c", type=_count(1), default=50, help="requests in flight")
     load.set_defaults(func=cmd_load)
     return parser
 

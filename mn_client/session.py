@@ -8,15 +8,45 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from hkp_radius.errors import LocalProtocolError
-from hkp_radius.mn import Event, GaveUp, KeyEstablished, MNConfig, MobileNode, RequestSent
+from hkp_radius.mn import (
+    COA_RETRY_JITTER,
+    Event,
+    GaveUp,
+    KeyEstablished,
+    Kind,
+    MNConfig,
+    MobileNode,
+    RequestSent,
+)
 
 from .driver import Driver, system_random
 from .transport import Transport
 
-# Longest an exchange can take with P10 defaults: 4 transmissions x HKEY_REQ_TOUT (twice
-# when an unanswered verify falls back to a full request, §6.2.3), plus up to
-# N_HO_KEYTRIES CoA_AUTH_FAILED waits of < 1.5 x HK_RETRY_INTERVAL, plus slack.
-EXCHANGE_DEADLINE = 2 * 4 * 1.0 + 3 * 7.5 + 5.0
+DEADLINE_SLACK = 5.0  # seconds beyond the timers, for the AR and the HKS to answer
+
+
+def exchange_deadline(config: MNConfig) -> float:
+    """Longest an exchange can take with `config`'s timers (P10): every transmission
+    times out (twice when an unanswered verify falls back to a full request, §6.2.3),
+    plus the CoA_AUTH_FAILED waits (< HK_RETRY_INTERVAL x (1 + COA_RETRY_JITTER) each),
+    plus slack. With the P10 defaults: 35.5 s."""
+    transmissions = 1 + max(0, config.max_retransmissions)
+    return (
+        2 * transmissions * config.request_timeout
+        + max(0, config.max_retransmissions) * config.retry_interval * (1 + COA_RETRY_JITTER)
+        + DEADLINE_SLACK
+    )
+
+
+def starter(
+    node: MobileNode, kind: Kind, ar_id: bytes, care_of_address: bytes
+) -> Callable[[float], int]:
+    """The `start` of run_exchange for one kind of exchange (the CLI's and the lab's)."""
+    if kind is Kind.VERIFY:
+        return lambda now: node.verify_key(ar_id, now, care_of_address)
+    if kind is Kind.REFRESH:
+        return lambda now: node.refresh_key(ar_id, now)  # §6.5: the CoA is NULL
+    return lambda now: node.request_key(ar_id, now, care_of_address)
 
 
 @dataclass
@@ -40,9 +70,12 @@ def run_exchange(
     transport: Transport,
     start: Callable[[float], int],
     on_event: Callable[[Event], None] | None = None,
-    deadline: float = EXCHANGE_DEADLINE,
+    deadline: float | None = None,
 ) -> ExchangeResult:
-    """Start one exchange with `start(now)` and drive it to its end."""
+    """Start one exchange with `start(now)` and drive it to its end, or for `deadline`
+    seconds (default: exchange_deadline of the node's config); then `final` is None."""
+    if deadline is None:
+        deadline = exchange_deadline(node.config)
     result = ExchangeResult()
 
     def sink(_: MobileNode, event: Event) -> None:
@@ -127,14 +160,15 @@ def run_load(
             if started < total:
                 launch(node)
 
+    longest = max(exchange_deadline(config) for config in configs)
     driver = Driver(sink, clock)
-    for node in nodes:
-        driver.add(node, make_transport())
-    begin = clock()
     try:
+        for node in nodes:  # inside `try`: a failing make_transport closes the earlier ones
+            driver.add(node, make_transport())
+        begin = clock()
         for i in range(concurrency):
             launch(nodes[i % len(nodes)])
-        driver.run(lambda: finished >= total, begin + EXCHANGE_DEADLINE + total)
+        driver.run(lambda: finished >= total, begin + longest + total)
     finally:
         driver.close()
     return LoadFigures(

@@ -21,14 +21,20 @@ if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   # Debian's freeradius package starts its service on install; the lab and tests run
   # private instances, so keep invoke-rc.d from starting it (only if no policy exists).
+  # The trap removes our policy also when apt-get fails: left behind, it would stop every
+  # service the machine installs later from starting.
   own_policy=0
   if [ ! -e /usr/sbin/policy-rc.d ]; then
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
     own_policy=1
   fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  [ "$own_policy" = 0 ] || rm -f /usr/sbin/policy-rc.d
+  if [ "$own_policy" = 1 ]; then
+    rm -f /usr/sbin/policy-rc.d
+    trap - EXIT
+  fi
 fi
 
 # The project's Python: whatever python3 is first on PATH (pyenv's 3.11 on our machines,

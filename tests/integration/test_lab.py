@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from hkp_lab.lab import stop_recorded
 from hkp_radius.mn import MNConfig, MobileNode
 
 from .mn_lab import needs_root_and_freeradius
@@ -153,3 +154,11 @@ def test_up_twice_is_refused(lab_up: tuple[Path, dict[str, Any]]) -> None:
     directory, _ = lab_up
     second = lab("up", "--dir", str(directory))
     assert second.returncode == 2 and "already up" in second.stderr
+
+
+def test_down_clears_an_unreadable_record_so_up_is_not_refused_for_ever(tmp_path: Path) -> None:
+    (tmp_path / "processes.json").write_text('{"processes": [{"name": "hkp-ar"')  # cut short
+    (lines,) = stop_recorded(tmp_path)
+    assert "removed unreadable" in lines and "by hand" in lines
+    assert not (tmp_path / "processes.json").exists()
+    assert stop_recorded(tmp_path) == []  # `up` may start afresh
