@@ -12,7 +12,7 @@ import pytest
 from hkp_lab import netns
 from hkp_lab.lab import Lab
 from hkp_radius.constants import Status
-from hkp_radius.mn import ErrorReceived, KeyEstablished
+from hkp_radius.mn import ErrorReceived, KeyEstablished, RequestSent
 from mn_client.transport import RawIPv6Transport, Transport
 
 from .mn_lab import ar_id, exchange, needs_root_and_freeradius, node_for, running_lab
@@ -51,6 +51,8 @@ def test_request_and_verify_over_raw_ipv6(lab: Lab) -> None:
     result = exchange(node, raw(lab), lambda now: node.request_key(ar_id(lab), now, coa(lab, 0)))
     final = result.final
     assert isinstance(final, KeyEstablished) and not final.verified, result.events
+    # A fresh veth passes the first HKReq (no DAD holding neighbour discovery back).
+    assert [e.attempt for e in result.events if isinstance(e, RequestSent)] == [1]
     assert final.key.spi >= 256 and final.key.lifetime == 3600
     again = exchange(node, raw(lab), lambda now: node.verify_key(ar_id(lab), now, coa(lab, 0)))
     verified = again.final
