@@ -81,13 +81,14 @@ class StaticValidator:
         pass
 
 
-def _messages(data: bytes) -> Iterator[tuple[int, bytes]]:
+def _messages(data: bytes) -> Iterator[tuple[int, int, bytes]]:
+    """(type, sequence number, body) of each netlink message in `data`."""
     offset = 0
     while offset + NLMSGHDR.size <= len(data):
-        length, kind, _flags, _seq, _pid = NLMSGHDR.unpack_from(data, offset)
+        length, kind, _flags, seq, _pid = NLMSGHDR.unpack_from(data, offset)
         if length < NLMSGHDR.size or offset + length > len(data):
             return
-        yield kind, data[offset + NLMSGHDR.size : offset + length]
+        yield kind, seq, data[offset + NLMSGHDR.size : offset + length]
         offset += (length + 3) & ~3
 
 
@@ -137,7 +138,9 @@ class NeighbourValidator:
             found = None
             while True:
                 data = self._sock.recv(RECV_BUFFER)
-                for kind, body in _messages(data):
+                for kind, seq, body in _messages(data):
+                    if seq != self._seq:
+                        continue  # the rest of a dump an earlier lookup timed out on
                     if kind in (NLMSG_DONE, NLMSG_ERROR):
                         return found
                     if kind == RTM_NEWNEIGH:
@@ -192,7 +195,7 @@ class NeighbourMonitor:
             except OSError as exc:  # ENOBUFS: notifications lost; carry on
                 log.warning("neighbour monitor: %s", exc)
                 return
-            for kind, body in _messages(data):
+            for kind, _seq, body in _messages(data):
                 address, state, _ = parse_neighbour(body)
                 if address is None:
                     continue
