@@ -94,7 +94,8 @@ class _Lane(asyncio.DatagramProtocol):
         if not valid:
             log.warning(
                 "reply from home server %s failed the Response Authenticator or "
-                "Message-Authenticator check (wrong secret?): dropped",
+                "Message-Authenticator check (a wrong secret, or a late reply to an earlier "
+                "request with this identifier): dropped",
                 self.server.name,
             )
             return
