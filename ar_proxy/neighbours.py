@@ -23,6 +23,8 @@ from typing import Protocol
 
 from hkp_radius.errors import ConfigError
 
+from .transports import LoopReader
+
 log = logging.getLogger("hkp-ar.coa")
 
 NETLINK_ROUTE = 0
@@ -162,7 +164,7 @@ class NeighbourValidator:
         self._sock.close()
 
 
-class NeighbourMonitor:
+class NeighbourMonitor(LoopReader):
     """Reports IPv6 neighbour entries that went (deleted, or FAILED)."""
 
     def __init__(self, on_gone: Callable[[bytes], None], sock: socket.socket) -> None:
@@ -176,15 +178,6 @@ class NeighbourMonitor:
         sock.bind((0, RTMGRP_NEIGH))
         sock.setblocking(False)
         return sock
-
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        loop.add_reader(self.sock.fileno(), self._readable)
-
-    def close(self) -> None:
-        if self._loop is not None:
-            self._loop.remove_reader(self.sock.fileno())
-        self.sock.close()
 
     def _readable(self) -> None:
         while True:

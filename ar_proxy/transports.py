@@ -116,7 +116,26 @@ class UdpTransport(asyncio.DatagramProtocol):
             self.transport.sendto(wire, peer[1])
 
 
-class RawTransport:
+class LoopReader:
+    """A non-blocking socket the event loop reads with `_readable` once started."""
+
+    sock: socket.socket
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def _readable(self) -> None:
+        raise NotImplementedError
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        loop.add_reader(self.sock.fileno(), self._readable)
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+
+
+class RawTransport(LoopReader):
     """Raw IPv6, Next Header 135 (P9). The kernel checks the checksum of what arrives
     and fills it in what leaves (IPV6_CHECKSUM, offset 4); IPV6_PKTINFO tells which of
     the AR's addresses the MN used, and the answer leaves from that address."""
@@ -140,15 +159,6 @@ class RawTransport:
     @property
     def bound(self) -> str:
         return f"[{self.sock.getsockname()[0]}] nh {IPPROTO_MH}"
-
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        loop.add_reader(self.sock.fileno(), self._readable)
-
-    def close(self) -> None:
-        if self._loop is not None:
-            self._loop.remove_reader(self.sock.fileno())
-        self.sock.close()
 
     def _readable(self) -> None:
         for _ in range(READ_BATCH):

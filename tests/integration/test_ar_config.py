@@ -111,6 +111,17 @@ def test_daemon_refuses_bad_config_with_exit_2(tmp_path: Path) -> None:
     assert check.returncode == 0 and "configuration is valid" in check.stdout
 
 
+def start_daemon(config: Path) -> subprocess.CompletedProcess[str]:
+    """Run `hkp-ar -c CONFIG` to its exit (these configurations never get to ready)."""
+    return subprocess.run(
+        [sys.executable, "-m", "ar_proxy", "-c", str(config)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
 @pytest.mark.parametrize("store", ["a-directory", "not-a-database"])
 def test_unusable_key_store_fails_start_with_exit_3(tmp_path: Path, store: str) -> None:
     """A key store that cannot be opened is a start-up failure the log line names (exit
@@ -121,13 +132,7 @@ def test_unusable_key_store_fails_start_with_exit_3(tmp_path: Path, store: str) 
     else:
         path.write_bytes(b"these are not the keys you are looking for" * 100)
     config = write(tmp_path, MINIMAL.replace("{store}", str(path)))
-    result = subprocess.run(
-        [sys.executable, "-m", "ar_proxy", "-c", str(config)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = start_daemon(config)
     assert result.returncode == 3, result.stderr
     assert '"event": "startup-failed"' in result.stderr and "Traceback" not in result.stderr
 
@@ -141,12 +146,6 @@ def test_unreadable_dictionary_is_a_configuration_error_naming_the_setting(
     broken.write_text("ATTRIBUTE\tUser-Name\n")  # too few fields: pyrad's ParseError
     text = MINIMAL.replace("[ar]\n", f"[ar]\ndictionary = {broken}\n", 1)
     config = write(tmp_path, text)
-    result = subprocess.run(
-        [sys.executable, "-m", "ar_proxy", "-c", str(config)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = start_daemon(config)
     assert result.returncode == 2, result.stderr
     assert "[ar] dictionary" in result.stderr and "Traceback" not in result.stderr
