@@ -12,10 +12,10 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 
-from freeradius_module.paths import RADDB_SOURCE
-from hkp_radius.ar import ARConfig
+from hkp_radius.ar.role import ARConfig
 from hkp_radius.constants import CODE_POINT_SETTINGS, HK_MAX_LIFETIME, CodePoints
 from hkp_radius.errors import ConfigError
+from hkp_support.paths import RADDB_SOURCE
 
 DEFAULT_UDP_PORT = 54135  # PROFILE P9
 DEFAULT_RADIUS_PORT = 1812

@@ -26,8 +26,7 @@ from typing import Any
 
 from pyrad.dictionary import Dictionary
 
-from hkp_radius.ar import AccessRouter
-from hkp_radius.ar_events import (
+from hkp_radius.ar.events import (
     Action,
     CancelAccessRequest,
     DeleteKey,
@@ -39,6 +38,7 @@ from hkp_radius.ar_events import (
     StoreKey,
     ValidateCoA,
 )
+from hkp_radius.ar.role import AccessRouter
 from hkp_radius.errors import ConfigError
 
 from .config import DaemonConfig, load_config

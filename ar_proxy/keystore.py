@@ -14,7 +14,7 @@ import sqlite3
 import threading
 from typing import Union
 
-from hkp_radius.ar_keys import StoredKey
+from hkp_radius.ar.keys import StoredKey
 
 log = logging.getLogger("hkp-ar.keystore")
 

@@ -25,10 +25,10 @@ from typing import cast
 from pyrad import packet as rpacket
 from pyrad.dictionary import Dictionary
 
-from hkp_radius import radius_attrs
-from hkp_radius.ar_events import HKSAccept, HKSAnswer, HKSReject, SendAccessRequest
+from hkp_radius.ar.events import HKSAccept, HKSAnswer, HKSReject, SendAccessRequest
+from hkp_radius.crypto.salt import salt_decrypt
 from hkp_radius.errors import DecodeError
-from hkp_radius.salt import salt_decrypt
+from hkp_radius.wire import radius_attrs
 
 from .config import HomeServer, Realm
 

@@ -17,11 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hkp_radius import crypto, ntp
+from hkp_radius import crypto
 from hkp_radius.constants import PRF, MacAlgorithm, MacSubtype, NonceSubtype
-from hkp_radius.hks import HKSPolicy, HKSRequest, MemoryReplayStore, handle_request
-from hkp_radius.messages import HKReq, decode_message
-from hkp_radius.options import HandoverNonce, MacOption, MobileNodeIdentifier, Timestamp
+from hkp_radius.hks.role import HKSPolicy, HKSRequest, MemoryReplayStore, handle_request
+from hkp_radius.wire import ntp
+from hkp_radius.wire.messages import HKReq, decode_message
+from hkp_radius.wire.options import HandoverNonce, MacOption, MobileNodeIdentifier, Timestamp
 
 HMK = bytes(range(64))
 NAI = b"alice@example.net"

@@ -23,11 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hkp_radius.ar import AccessRouter
-from hkp_radius.ar_config import ARConfig
-from hkp_radius.ar_events import HKSAccept, SendAccessRequest, SendHKResp, ValidateCoA
-from hkp_radius.hks import Accept, HKSPolicy, HKSRequest, MemoryReplayStore, handle_request
-from hkp_radius.mn import KeyEstablished, MNConfig, MobileNode
+from hkp_radius.ar.config import ARConfig
+from hkp_radius.ar.events import HKSAccept, SendAccessRequest, SendHKResp, ValidateCoA
+from hkp_radius.ar.role import AccessRouter
+from hkp_radius.hks.role import Accept, HKSPolicy, HKSRequest, MemoryReplayStore, handle_request
+from hkp_radius.mn.role import KeyEstablished, MNConfig, MobileNode
 
 AR_ID = ipaddress.IPv6Address("2001:db8::1").packed
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from hkp_radius.constants import CODE_POINT_SETTINGS, PRF, CodePoints, MacAlgorithm
 from hkp_radius.errors import ConfigError
-from hkp_radius.hks import HKSPolicy, parse_algorithm
+from hkp_radius.hks.role import HKSPolicy, parse_algorithm
 
 DEFAULT_REPLAY_DB = "/var/lib/freeradius/hkp_hks_replay.sqlite"
 

@@ -20,9 +20,8 @@ import sys
 from pathlib import Path
 
 import hkp_radius
-
-from .config import DEFAULT_REPLAY_DB
-from .paths import RADDB_SOURCE
+from freeradius_module.config import DEFAULT_REPLAY_DB
+from hkp_support.paths import RADDB_SOURCE
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # What FreeRADIUS imports: the adapter and its stdlib-only helpers.

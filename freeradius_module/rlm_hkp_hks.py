@@ -18,10 +18,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from hkp_radius import radius_attrs as attrs
-from hkp_radius import salt
+from freeradius_module.config import parse_module_config
+from freeradius_module.replay_sqlite import SQLiteReplayStore
+from hkp_radius.crypto import salt
 from hkp_radius.errors import ConfigError, DecodeError, HKPError
-from hkp_radius.hks import (
+from hkp_radius.hks.role import (
     Accept,
     Decision,
     Discard,
@@ -32,9 +33,7 @@ from hkp_radius.hks import (
     ReplayStore,
     handle_request,
 )
-
-from .config import parse_module_config
-from .replay_sqlite import SQLiteReplayStore
+from hkp_radius.wire import radius_attrs as attrs
 
 try:  # provided by rlm_python3 inside FreeRADIUS only
     import radiusd

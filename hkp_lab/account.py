@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hkp_radius.constants import Status
-from hkp_radius.mn import (
+from hkp_radius.mn.role import (
     ErrorReceived,
     Event,
     GaveUp,

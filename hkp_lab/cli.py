@@ -20,13 +20,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from .state import processes_path, state_dir
+from hkp_support.labstate import processes_path, state_dir
 
 EXIT_OK, EXIT_FAILED, EXIT_SETUP = 0, 1, 2
 
 
 def _missing_prerequisites(use_netns: bool) -> list[str]:
-    from freeradius_module.instance import FREERADIUS
+    from hkp_support.freeradius import FREERADIUS
 
     problems = []
     if not os.path.exists(FREERADIUS):

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from freeradius_module.instance import FreeRadiusInstance, free_udp_port, terminate
-from freeradius_module.paths import RADDB_SOURCE
+from hkp_support.freeradius import FreeRadiusInstance, free_udp_port, terminate
+from hkp_support.labstate import endpoints_path, processes_path
+from hkp_support.paths import RADDB_SOURCE
 
 from . import netns
-from .state import endpoints_path, processes_path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LAB_REALM = "lab.example"

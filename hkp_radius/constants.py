@@ -102,7 +102,7 @@ class CodePoints:
     padn_option: int = 1
 
     def __post_init__(self) -> None:
-        from .errors import ConfigError
+        from hkp_radius.errors import ConfigError
 
         for name in self.__dataclass_fields__:
             value = getattr(self, name)

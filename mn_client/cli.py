@@ -26,8 +26,8 @@ from typing import Any
 
 from hkp_radius.constants import HKEY_REQ_TOUT, N_HO_KEYTRIES, NULL_COA, PRF, MacAlgorithm
 from hkp_radius.errors import HKPError
-from hkp_radius.mn import Event, Kind, MNConfig, MobileNode, VerifyUnanswered
-from hkp_radius.mn_keys import format_address
+from hkp_radius.mn.keys import format_address
+from hkp_radius.mn.role import Event, Kind, MNConfig, MobileNode, VerifyUnanswered
 
 from .describe import describe_event
 from .driver import system_random
@@ -85,7 +85,7 @@ def _read_hmk(path: str | None) -> bytes:
 
 
 def lab_endpoints(directory: str | None) -> dict[str, Any]:
-    from hkp_lab.state import endpoints_path
+    from hkp_support.labstate import endpoints_path
 
     path = endpoints_path(directory)
     try:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from hkp_radius.constants import PRF, MacAlgorithm, Status
-from hkp_radius.mn import (
+from hkp_radius.mn.keys import format_address
+from hkp_radius.mn.role import (
     Discarded,
     ErrorReceived,
     Event,
@@ -12,7 +13,6 @@ from hkp_radius.mn import (
     RequestSent,
     VerifyUnanswered,
 )
-from hkp_radius.mn_keys import format_address
 
 
 def status_name(status: int | None) -> str:

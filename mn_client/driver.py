@@ -8,7 +8,7 @@ import selectors
 import time
 from collections.abc import Callable
 
-from hkp_radius.mn import Event, MobileNode
+from hkp_radius.mn.role import Event, MobileNode
 
 from .transport import Transport
 

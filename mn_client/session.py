@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from hkp_radius.errors import LocalProtocolError
-from hkp_radius.mn import (
+from hkp_radius.mn.role import (
     COA_RETRY_JITTER,
     Event,
     GaveUp,

@@ -9,8 +9,14 @@ import ipaddress
 
 from hkp_radius import crypto
 from hkp_radius.constants import PRF, MacAlgorithm, MacSubtype, NonceSubtype
-from hkp_radius.messages import HKReq, HKResp, decode_message
-from hkp_radius.options import HandoverNonce, MacOption, MobileNodeIdentifier, Option, Timestamp
+from hkp_radius.wire.messages import HKReq, HKResp, decode_message
+from hkp_radius.wire.options import (
+    HandoverNonce,
+    MacOption,
+    MobileNodeIdentifier,
+    Option,
+    Timestamp,
+)
 
 NAI = b"alice@example.net"
 NAI2 = b"bob@example.net"

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hkp_radius import crypto
-from hkp_radius.ar import AccessRouter
-from hkp_radius.ar_config import ARConfig
-from hkp_radius.ar_events import HKSAccept, HKSReject, SendAccessRequest, SendHKResp, ValidateCoA
+from hkp_radius.ar.config import ARConfig
+from hkp_radius.ar.events import HKSAccept, HKSReject, SendAccessRequest, SendHKResp, ValidateCoA
+from hkp_radius.ar.role import AccessRouter
 from hkp_radius.constants import PRF, MacAlgorithm, MacSubtype, NonceSubtype, Status
-from hkp_radius.hks import (
+from hkp_radius.hks.role import (
     Accept,
     HKSPolicy,
     HKSRequest,
@@ -21,9 +21,9 @@ from hkp_radius.hks import (
     Reject,
     handle_request,
 )
-from hkp_radius.messages import HKReq, HKResp, decode_message
-from hkp_radius.mn import MNConfig, MobileNode
-from hkp_radius.options import HandoverNonce, MacOption, Option, Timestamp
+from hkp_radius.mn.role import MNConfig, MobileNode
+from hkp_radius.wire.messages import HKReq, HKResp, decode_message
+from hkp_radius.wire.options import HandoverNonce, MacOption, Option, Timestamp
 from tests.random_source import CountingRandom
 
 AR_ID = ipaddress.IPv6Address("2001:db8::1").packed

@@ -4,7 +4,7 @@ NAI, MN-AR MACs verified, CoAs bound. Split from test_ar_role.py, whose Harness 
 from __future__ import annotations
 
 from hkp_radius import crypto
-from hkp_radius.ar_events import (
+from hkp_radius.ar.events import (
     Discarded,
     ExchangeDone,
     Outcome,

@@ -12,8 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hkp_radius.ar import AccessRouter, ARConfig
-from hkp_radius.ar_events import (
+from hkp_radius.ar.events import (
     Action,
     CancelAccessRequest,
     DeleteKey,
@@ -28,12 +27,20 @@ from hkp_radius.ar_events import (
     StoreKey,
     ValidateCoA,
 )
-from hkp_radius.ar_keys import StoredKey
-from hkp_radius.ar_state import TRANSITIONS, Input, State, transition
+from hkp_radius.ar.keys import StoredKey
+from hkp_radius.ar.role import AccessRouter, ARConfig
+from hkp_radius.ar.state import TRANSITIONS, Input, State, transition
 from hkp_radius.constants import NULL_COA, SPI_MIN, MacSubtype, Status
 from hkp_radius.errors import LocalProtocolError
-from hkp_radius.hks import Accept, HKSPolicy, HKSRequest, MemoryReplayStore, Reject, handle_request
-from hkp_radius.ntp import to_ntp
+from hkp_radius.hks.role import (
+    Accept,
+    HKSPolicy,
+    HKSRequest,
+    MemoryReplayStore,
+    Reject,
+    handle_request,
+)
+from hkp_radius.wire.ntp import to_ntp
 from tests.ar_helpers import (
     AR_ID,
     COA,

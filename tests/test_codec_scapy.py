@@ -10,8 +10,8 @@ from scapy.layers.inet6 import IPv6, MIP6MH_Generic, MIP6OptMNID, in6_chksum
 
 from hkp_radius import crypto
 from hkp_radius.constants import PRF, MacAlgorithm, MacSubtype, NonceSubtype, Status
-from hkp_radius.messages import HKReq, HKResp, decode_message, mh_checksum, with_checksum
-from hkp_radius.options import HandoverNonce, MacOption, MobileNodeIdentifier, Timestamp
+from hkp_radius.wire.messages import HKReq, HKResp, decode_message, mh_checksum, with_checksum
+from hkp_radius.wire.options import HandoverNonce, MacOption, MobileNodeIdentifier, Timestamp
 
 MN = "2001:db8::100"
 AR = "2001:db8::1"

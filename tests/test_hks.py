@@ -11,11 +11,11 @@ import time
 from collections.abc import Iterator
 from types import ModuleType
 
-from hkp_radius import crypto, ntp, salt
-from hkp_radius import radius_attrs as ra
+from hkp_radius import crypto
 from hkp_radius.constants import PRF, MacAlgorithm, MacSubtype, NonceSubtype, Status
+from hkp_radius.crypto import salt
 from hkp_radius.errors import ConfigError, DecodeError
-from hkp_radius.hks import (
+from hkp_radius.hks.role import (
     Accept,
     Discard,
     DiscardReason,
@@ -26,8 +26,16 @@ from hkp_radius.hks import (
     handle_request,
     parse_algorithm,
 )
-from hkp_radius.messages import HKReq, HKResp, decode_message
-from hkp_radius.options import HandoverNonce, MacOption, MobileNodeIdentifier, Option, Timestamp
+from hkp_radius.wire import ntp
+from hkp_radius.wire import radius_attrs as ra
+from hkp_radius.wire.messages import HKReq, HKResp, decode_message
+from hkp_radius.wire.options import (
+    HandoverNonce,
+    MacOption,
+    MobileNodeIdentifier,
+    Option,
+    Timestamp,
+)
 from tests.core.check import raises
 
 NAI = b"mn@example.net"

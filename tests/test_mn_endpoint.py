@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hkp_radius.mn import MNConfig
+from hkp_radius.mn.role import MNConfig
 from mn_client.cli import main
 from mn_client.session import exchange_deadline
 from mn_client.transport import UDP_DEFAULT_PORT, parse_endpoint

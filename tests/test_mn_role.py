@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hkp_radius import crypto, ntp
+from hkp_radius import crypto
 from hkp_radius.constants import (
     NULL_COA,
     PRF,
@@ -18,9 +18,9 @@ from hkp_radius.constants import (
     Status,
 )
 from hkp_radius.errors import ConfigError, LocalProtocolError
-from hkp_radius.hks import HKSPolicy
-from hkp_radius.messages import HKReq, HKResp, decode_message
-from hkp_radius.mn import (
+from hkp_radius.hks.role import HKSPolicy
+from hkp_radius.mn.keys import HeldKey, KeyStore
+from hkp_radius.mn.role import (
     MESSAGE_ID_REUSE_GUARD,
     TRANSITIONS,
     Datagram,
@@ -33,8 +33,9 @@ from hkp_radius.mn import (
     RequestSent,
     State,
 )
-from hkp_radius.mn_keys import HeldKey, KeyStore
-from hkp_radius.options import HandoverNonce, MacOption, Timestamp
+from hkp_radius.wire import ntp
+from hkp_radius.wire.messages import HKReq, HKResp, decode_message
+from hkp_radius.wire.options import HandoverNonce, MacOption, Timestamp
 
 from .mn_peers import (
     AR2_ID,

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from hkp_radius import ntp
 from hkp_radius.constants import Status
-from hkp_radius.messages import HKReq, decode_message
-from hkp_radius.mn import ErrorReceived, GaveUp, KeyEstablished, MobileNode
-from hkp_radius.mn_clock import TIMESTAMP_RANDOM_BITS, RandomSource
+from hkp_radius.mn.clock import TIMESTAMP_RANDOM_BITS, RandomSource
+from hkp_radius.mn.role import ErrorReceived, GaveUp, KeyEstablished, MobileNode
+from hkp_radius.wire import ntp
+from hkp_radius.wire.messages import HKReq, decode_message
 
 from .mn_peers import AR_ID, CountingRandom, FakeAR, config
 

@@ -9,7 +9,14 @@ import dataclasses
 import pytest
 
 from hkp_radius.constants import MacSubtype
-from hkp_radius.mn import GaveUp, KeyEstablished, Kind, MobileNode, RequestSent, VerifyUnanswered
+from hkp_radius.mn.role import (
+    GaveUp,
+    KeyEstablished,
+    Kind,
+    MobileNode,
+    RequestSent,
+    VerifyUnanswered,
+)
 from mn_client.describe import describe_event
 
 from .mn_peers import AR_ID, COA, NAI, T0, FakeAR, ThreeRoles, node, only, pump

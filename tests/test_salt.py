@@ -8,8 +8,8 @@ import hashlib
 import pyrad.packet
 import pytest
 
-from hkp_radius import salt
 from hkp_radius.constants import HK_MAX_LENGTH
+from hkp_radius.crypto import salt
 from hkp_radius.errors import DecodeError, LocalProtocolError
 
 # Captured from a private FreeRADIUS 3.2.1 (freeradius_module.instance, the same setup

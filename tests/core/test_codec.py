@@ -15,8 +15,8 @@ from hkp_radius.errors import (
     TruncatedError,
     UnknownMessageTypeError,
 )
-from hkp_radius.messages import HKReq, HKResp, decode_message, message_type
-from hkp_radius.options import (
+from hkp_radius.wire.messages import HKReq, HKResp, decode_message, message_type
+from hkp_radius.wire.options import (
     HandoverNonce,
     MacOption,
     MobileNodeIdentifier,

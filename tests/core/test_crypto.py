@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-import hkp_radius.crypto as crypto
+import hkp_radius.crypto.primitives as crypto
 from hkp_radius.constants import PRF, MacAlgorithm, MacSubtype, NonceSubtype
 from hkp_radius.errors import HMKTooShortError
-from hkp_radius.messages import HKReq, decode_message
-from hkp_radius.options import HandoverNonce, MacOption, MobileNodeIdentifier, Timestamp
+from hkp_radius.wire.messages import HKReq, decode_message
+from hkp_radius.wire.options import HandoverNonce, MacOption, MobileNodeIdentifier, Timestamp
 
 from .check import raises
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime
 
-from hkp_radius import ntp
+from hkp_radius.wire import ntp
 
 UNIX_2000 = 946_684_800  # 2000-01-01 00:00:00 UTC in Unix seconds
 NTP_2000 = 3_155_673_600  # the same instant in NTP era-0 seconds (0xBC17C200)

@@ -8,8 +8,8 @@ import ipaddress
 from hkp_radius import crypto
 from hkp_radius.constants import MacSubtype, NonceSubtype
 from hkp_radius.errors import DecodeError
-from hkp_radius.messages import HKReq, HKResp, decode_message
-from hkp_radius.options import (
+from hkp_radius.wire.messages import HKReq, HKResp, decode_message
+from hkp_radius.wire.options import (
     HandoverNonce,
     MacOption,
     MobileNodeIdentifier,

@@ -27,8 +27,8 @@ from typing import Any
 
 import pytest
 
-from freeradius_module.instance import FREERADIUS, FreeRadiusInstance
-from hkp_radius.ar_keys import StoredKey
+from hkp_radius.ar.keys import StoredKey
+from hkp_support.freeradius import FREERADIUS, FreeRadiusInstance
 from tests.ar_helpers import HMK, HMK2, NAI, NAI2
 
 REPO = Path(__file__).resolve().parents[2]

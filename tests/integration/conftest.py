@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from freeradius_module.instance import FREERADIUS, FreeRadiusInstance
+from hkp_support.freeradius import FREERADIUS, FreeRadiusInstance
 
 # These tests need Debian's freeradius and root (scripts/install.sh sets both up; CI runs
 # as root). They are never skipped by default: without them they fail, saying why. A

@@ -10,11 +10,18 @@ from typing import Any
 
 import pyrad.packet
 
-from hkp_radius import crypto, ntp
-from hkp_radius import radius_attrs as ra
+from hkp_radius import crypto
 from hkp_radius.constants import PRF, MacAlgorithm, MacSubtype, NonceSubtype
-from hkp_radius.messages import HKReq
-from hkp_radius.options import HandoverNonce, MacOption, MobileNodeIdentifier, Option, Timestamp
+from hkp_radius.wire import ntp
+from hkp_radius.wire import radius_attrs as ra
+from hkp_radius.wire.messages import HKReq
+from hkp_radius.wire.options import (
+    HandoverNonce,
+    MacOption,
+    MobileNodeIdentifier,
+    Option,
+    Timestamp,
+)
 
 AR_ADDRESS = bytes.fromhex("20010db8000000000000000000000001")
 CARE_OF_ADDRESS = bytes.fromhex("20010db8000000010000000000000002")

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from hkp_lab.lab import Lab
-from hkp_radius.mn import MNConfig, MobileNode
+from hkp_radius.mn.role import MNConfig, MobileNode
 from mn_client.driver import system_random
 from mn_client.session import ExchangeResult, run_exchange
 from mn_client.transport import Transport, UdpTransport

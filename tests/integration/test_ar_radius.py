@@ -13,8 +13,8 @@ from pyrad import packet as rpacket
 from pyrad.dictionary import Dictionary
 
 from ar_proxy.config import PACKAGED_DICTIONARY
-from freeradius_module.instance import FreeRadiusInstance
 from hkp_radius.constants import NULL_COA, Status
+from hkp_support.freeradius import FreeRadiusInstance
 from tests.ar_helpers import COA, NAI, build_hkreq, decode_hkresp, verified_hkresp
 
 from .ar_fixtures import ArProcess, Blackhole, MobileNodeSocket, wait_until

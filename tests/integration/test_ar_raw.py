@@ -18,7 +18,7 @@ import pytest
 
 from ar_proxy.transports import IPV6_CHECKSUM, MH_CHECKSUM_OFFSET, network_namespace
 from hkp_radius.constants import IPPROTO_MH, NULL_COA, Status
-from hkp_radius.messages import mh_checksum
+from hkp_radius.wire.messages import mh_checksum
 from tests.ar_helpers import HMK2, NAI2, build_hkreq, decode_hkresp, ip6, verified_hkresp
 
 from .ar_fixtures import ArProcess, wait_until

@@ -12,7 +12,7 @@ import pytest
 
 from hkp_radius import crypto
 from hkp_radius.constants import HKEY_REQ_TOUT, N_HO_KEYTRIES, NULL_COA, SPI_MIN, MacSubtype, Status
-from hkp_radius.ntp import to_ntp
+from hkp_radius.wire.ntp import to_ntp
 from tests.ar_helpers import (
     AR_ID,
     COA,

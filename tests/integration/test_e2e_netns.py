@@ -12,7 +12,7 @@ import pytest
 from hkp_lab import netns
 from hkp_lab.lab import Lab
 from hkp_radius.constants import Status
-from hkp_radius.mn import ErrorReceived, KeyEstablished, RequestSent
+from hkp_radius.mn.role import ErrorReceived, KeyEstablished, RequestSent
 from mn_client.transport import RawIPv6Transport, Transport
 
 from .mn_lab import ar_id, exchange, needs_root_and_freeradius, node_for, running_lab

@@ -12,7 +12,7 @@ import pytest
 from hkp_lab.lab import Lab, wait_for
 from hkp_lab.relay import LossyRelay
 from hkp_radius.constants import NULL_COA, Status
-from hkp_radius.mn import ErrorReceived, GaveUp, KeyEstablished, RequestSent
+from hkp_radius.mn.role import ErrorReceived, GaveUp, KeyEstablished, RequestSent
 
 from .mn_lab import ar_id, exchange, needs_root_and_freeradius, node_for, running_lab, udp
 

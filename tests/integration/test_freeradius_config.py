@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from freeradius_module.install import main as install_main
-from freeradius_module.instance import FREERADIUS, FreeRadiusInstance
+from hkp_support.freeradius import FREERADIUS, FreeRadiusInstance
 
 from .conftest import requires_freeradius, work_dir
 

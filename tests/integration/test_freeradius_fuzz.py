@@ -20,8 +20,8 @@ import time
 
 import pyrad.packet
 
-from freeradius_module.instance import FreeRadiusInstance
-from hkp_radius import radius_attrs as ra
+from hkp_radius.wire import radius_attrs as ra
+from hkp_support.freeradius import FreeRadiusInstance
 
 from .conftest import requires_freeradius, work_dir
 from .hks_client import AR_ADDRESS, build_hkreq, now_ntp, send

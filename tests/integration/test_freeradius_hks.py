@@ -10,10 +10,11 @@ import pyrad.client
 import pyrad.packet
 import pytest
 
-from hkp_radius import crypto, ntp
-from hkp_radius import radius_attrs as ra
+from hkp_radius import crypto
 from hkp_radius.constants import PRF, MacAlgorithm, MacSubtype, Status
-from hkp_radius.messages import HKResp, decode_message
+from hkp_radius.wire import ntp
+from hkp_radius.wire import radius_attrs as ra
+from hkp_radius.wire.messages import HKResp, decode_message
 
 from .conftest import (
     ALICE,

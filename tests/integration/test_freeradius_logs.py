@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 import pyrad.packet
 import pytest
 
-from freeradius_module.instance import FreeRadiusInstance
 from hkp_radius import crypto
-from hkp_radius import radius_attrs as ra
 from hkp_radius.constants import PRF, MacAlgorithm
+from hkp_radius.wire import radius_attrs as ra
+from hkp_support.freeradius import FreeRadiusInstance
 
 from .conftest import requires_freeradius, work_dir
 from .hks_client import (

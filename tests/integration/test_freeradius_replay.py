@@ -6,9 +6,9 @@ import shutil
 
 import pyrad.packet
 
-from freeradius_module.instance import FreeRadiusInstance
-from hkp_radius import radius_attrs as ra
 from hkp_radius.constants import Status
+from hkp_radius.wire import radius_attrs as ra
+from hkp_support.freeradius import FreeRadiusInstance
 
 from .conftest import ALICE, ALICE_HMK, requires_freeradius, work_dir
 from .hks_client import attributes, build_hkreq, now_ntp, send

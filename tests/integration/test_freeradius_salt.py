@@ -11,10 +11,11 @@ from collections.abc import Iterator
 import pyrad.packet
 import pytest
 
-from freeradius_module.instance import FreeRadiusInstance
-from hkp_radius import crypto, salt
-from hkp_radius import radius_attrs as ra
+from hkp_radius import crypto
 from hkp_radius.constants import PRF
+from hkp_radius.crypto import salt
+from hkp_radius.wire import radius_attrs as ra
+from hkp_support.freeradius import FreeRadiusInstance
 
 from .conftest import requires_freeradius, work_dir
 from .hks_client import AR_ADDRESS, access_request, build_hkreq, handover_key_values, now_ntp

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from hkp_lab.lab import stop_recorded
-from hkp_radius.mn import MNConfig, MobileNode
+from hkp_radius.mn.role import MNConfig, MobileNode
 
 from .mn_lab import needs_root_and_freeradius
 

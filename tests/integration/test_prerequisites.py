@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from freeradius_module.instance import FREERADIUS
+from hkp_support.freeradius import FREERADIUS
 
 from .conftest import ALLOW_SKIP
 

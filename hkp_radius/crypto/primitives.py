@@ -9,7 +9,7 @@ import hashlib
 import hmac
 from collections.abc import Callable, Mapping
 
-from .constants import (
+from hkp_radius.constants import (
     DEFAULT_CODE_POINTS,
     HIK_LABEL,
     HK_DEFAULT_LENGTH,
@@ -22,9 +22,9 @@ from .constants import (
     MacAlgorithm,
     MacSubtype,
 )
-from .errors import DecodeError, HMKTooShortError, LocalProtocolError, ProtocolError
-from .messages import Message, decode_message
-from .options import MAC_AUTH_LENGTHS, MacOption
+from hkp_radius.errors import DecodeError, HMKTooShortError, LocalProtocolError, ProtocolError
+from hkp_radius.wire.messages import Message, decode_message
+from hkp_radius.wire.options import MAC_AUTH_LENGTHS, MacOption
 
 _HASHES: dict[int, Callable[[], hashlib._Hash]] = {
     PRF.HMAC_SHA1: hashlib.sha1,

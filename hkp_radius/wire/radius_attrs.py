@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Union
 
-from .constants import HK_MAX_LENGTH, IPV6_ADDRESS_LENGTH, PRF, Status
-from .errors import FieldValueError, LengthMismatchError, TruncatedError
+from hkp_radius.constants import HK_MAX_LENGTH, IPV6_ADDRESS_LENGTH, PRF, Status
+from hkp_radius.errors import FieldValueError, LengthMismatchError, TruncatedError
 
 # Standard attributes (RFC 2865, RFC 2869, RFC 3162).
 USER_NAME = "User-Name"

@@ -10,8 +10,8 @@ import heapq
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
-from .constants import SPI_MAX, SPI_MIN
-from .errors import LocalProtocolError
+from hkp_radius.constants import SPI_MAX, SPI_MIN
+from hkp_radius.errors import LocalProtocolError
 
 # An SPI draw that keeps colliding means the table is (nearly) full; give up rather
 # than loop forever. 64 draws from 2**32 - 256 values fail only when the table holds

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import ntp
+from hkp_radius.wire import ntp
 
 # Draft §5.2.3: fraction bits a clock cannot supply SHOULD be random; time.time() is good
 # to about a microsecond (2^-20 s), so the low 12 of the 32 fraction bits are random.

@@ -12,7 +12,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Union
 
-from .ar_keys import StoredKey
+from hkp_radius.ar.keys import StoredKey
 
 # ---- inputs from the RADIUS adapter (P8) -------------------------------------------
 

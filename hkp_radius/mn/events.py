@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from .mn_keys import HeldKey
+from hkp_radius.mn.keys import HeldKey
 
 
 class Kind(enum.Enum):

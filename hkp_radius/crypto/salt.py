@@ -19,7 +19,7 @@ import hashlib
 import hmac
 from collections.abc import Callable
 
-from .errors import FieldValueError, LengthMismatchError, LocalProtocolError
+from hkp_radius.errors import FieldValueError, LengthMismatchError, LocalProtocolError
 
 SALT_LENGTH = 2  # RFC 2548 §2.4.2
 SALT_HIGH_BIT = 0x80  # RFC 2548 §2.4.2: "The most significant bit (leftmost) ... MUST be set"

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import crypto
-from .constants import (
+from hkp_radius import crypto
+from hkp_radius.constants import (
     DEFAULT_CODE_POINTS,
     HK_DEFAULT_LENGTH,
     HK_RETRY_INTERVAL,
@@ -45,10 +45,9 @@ from .constants import (
     NonceSubtype,
     Status,
 )
-from .errors import ConfigError, DecodeError, LocalProtocolError
-from .messages import HKReq, HKResp, decode_message
-from .mn_clock import RandomSource, TimestampClock, echoes_low_bits, seconds_correction
-from .mn_events import (
+from hkp_radius.errors import ConfigError, DecodeError, LocalProtocolError
+from hkp_radius.mn.clock import RandomSource, TimestampClock, echoes_low_bits, seconds_correction
+from hkp_radius.mn.events import (
     Datagram,
     Discarded,
     ErrorReceived,
@@ -59,9 +58,16 @@ from .mn_events import (
     RequestSent,
     VerifyUnanswered,
 )
-from .mn_keys import HeldKey, KeyStore, format_address
-from .mn_states import TRANSITIONS, Action, Input, State
-from .options import HandoverNonce, MacOption, MobileNodeIdentifier, Option, Timestamp
+from hkp_radius.mn.keys import HeldKey, KeyStore, format_address
+from hkp_radius.mn.state import TRANSITIONS, Action, Input, State
+from hkp_radius.wire.messages import HKReq, HKResp, decode_message
+from hkp_radius.wire.options import (
+    HandoverNonce,
+    MacOption,
+    MobileNodeIdentifier,
+    Option,
+    Timestamp,
+)
 
 # Corrections (new HKReqs answering an error) per exchange: one per correctable status
 # (TIMESTAMP_REQD, INVALID_PRF_ALG, INVALID_MAC_ALG, INVALID_TIMESTAMP, HK_VERIFY_FAILED or

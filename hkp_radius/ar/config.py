@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import crypto
-from .constants import (
+from hkp_radius import crypto
+from hkp_radius.constants import (
     DEFAULT_CODE_POINTS,
     HK_DEFAULT_LIFETIME,
     HK_MAX_LIFETIME,
@@ -14,7 +14,7 @@ from .constants import (
     CodePoints,
     MacAlgorithm,
 )
-from .errors import ConfigError
+from hkp_radius.errors import ConfigError
 
 # How long the CoA validator may take before the request is dropped (it answers from
 # the kernel's neighbour cache or a table: milliseconds; 2 s leaves room for a busy host).

@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, Union
 
-from . import crypto, ntp
-from .constants import (
+from hkp_radius import crypto
+from hkp_radius.constants import (
     DEFAULT_CODE_POINTS,
     HK_DEFAULT_LENGTH,
     HK_DEFAULT_LIFETIME,
@@ -42,9 +42,10 @@ from .constants import (
     MacSubtype,
     Status,
 )
-from .errors import ConfigError, DecodeError
-from .messages import HKReq, HKResp, decode_message
-from .options import MacOption, Option, Timestamp
+from hkp_radius.errors import ConfigError, DecodeError
+from hkp_radius.wire import ntp
+from hkp_radius.wire.messages import HKReq, HKResp, decode_message
+from hkp_radius.wire.options import MacOption, Option, Timestamp
 
 # P5's window is ±7 s; an operator may widen it for poorly synchronised MNs, but a
 # window of more than an hour would no longer be replay protection worth the name.

@@ -10,8 +10,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field, replace
 
-from .constants import IPV6_ADDRESS_LENGTH, NULL_COA
-from .errors import LocalProtocolError
+from hkp_radius.constants import IPV6_ADDRESS_LENGTH, NULL_COA
+from hkp_radius.errors import LocalProtocolError
 
 
 def format_address(address: bytes) -> str:

@@ -20,9 +20,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 
-from . import crypto
-from .ar_config import ARConfig
-from .ar_events import (
+from hkp_radius import crypto
+from hkp_radius.ar.config import ARConfig
+from hkp_radius.ar.events import (
     Action,
     CancelAccessRequest,
     DeleteKey,
@@ -37,9 +37,9 @@ from .ar_events import (
     StoreKey,
     ValidateCoA,
 )
-from .ar_keys import KeyTable, StoredKey
-from .ar_state import Do, Input, State, transition
-from .constants import (
+from hkp_radius.ar.keys import KeyTable, StoredKey
+from hkp_radius.ar.state import Do, Input, State, transition
+from hkp_radius.constants import (
     HK_MAX_LENGTH,
     HK_MAX_LIFETIME,
     IPV6_ADDRESS_LENGTH,
@@ -49,9 +49,9 @@ from .constants import (
     NonceSubtype,
     Status,
 )
-from .errors import DecodeError, LocalProtocolError
-from .messages import HKReq, HKResp, decode_message
-from .options import HandoverNonce, MacOption, Option, Timestamp
+from hkp_radius.errors import DecodeError, LocalProtocolError
+from hkp_radius.wire.messages import HKReq, HKResp, decode_message
+from hkp_radius.wire.options import HandoverNonce, MacOption, Option, Timestamp
 
 __all__ = ["ARConfig", "AccessRouter"]
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Union
 
-from .constants import (
+from hkp_radius.constants import (
     DEFAULT_CODE_POINTS,
     MN_ID_SUBTYPE_NAI,
     NAI_MAX_LENGTH,
@@ -26,7 +26,7 @@ from .constants import (
     MacSubtype,
     NonceSubtype,
 )
-from .errors import (
+from hkp_radius.errors import (
     DuplicateOptionError,
     FieldValueError,
     HKPError,
@@ -34,7 +34,7 @@ from .errors import (
     OptionLengthError,
     OptionOrderError,
 )
-from .wire import Reader
+from hkp_radius.wire.reader import Reader
 
 # P1: AUTH length per MAC Algorithm Type.
 MAC_AUTH_LENGTHS: dict[int, int] = {MacAlgorithm.HMAC_SHA1: 20, MacAlgorithm.HMAC_SHA256: 32}

@@ -6,7 +6,7 @@ Every short read raises TruncatedError; a length-prefixed region read with
 
 from __future__ import annotations
 
-from .errors import LengthMismatchError, TruncatedError
+from hkp_radius.errors import LengthMismatchError, TruncatedError
 
 
 class Reader:

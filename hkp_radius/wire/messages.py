@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
-from .constants import (
+from hkp_radius.constants import (
     DEFAULT_CODE_POINTS,
     HKREQ_FIXED_LENGTH,
     IPPROTO_MH,
@@ -26,14 +26,14 @@ from .constants import (
     MHType,
     NonceSubtype,
 )
-from .errors import (
+from hkp_radius.errors import (
     FieldValueError,
     LengthMismatchError,
     LocalProtocolError,
     TruncatedError,
     UnknownMessageTypeError,
 )
-from .options import (
+from hkp_radius.wire.options import (
     HandoverNonce,
     MacOption,
     MobileNodeIdentifier,
@@ -43,7 +43,7 @@ from .options import (
     decode_options,
     padding,
 )
-from .wire import Reader
+from hkp_radius.wire.reader import Reader
 
 MH_COMMON_LENGTH = 6  # Payload Proto, Header Len, MH Type, Reserved, Checksum
 V_FLAG = 0x80

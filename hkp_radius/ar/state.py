@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 
-from .errors import LocalProtocolError
+from hkp_radius.errors import LocalProtocolError
 
 
 class State(enum.Enum):
