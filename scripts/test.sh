@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's second command: set up, then run every check CI runs.
-# lint (ruff), types (mypy, strict on hkp_radius/), then the whole pytest suite,
+# lint (ruff), types (mypy, strict on every package), then the whole pytest suite,
 # including the integration tests that start FreeRADIUS and use network namespaces.
 set -uo pipefail
 cd "$(dirname "$0")/.."
