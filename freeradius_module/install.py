@@ -21,11 +21,11 @@ from pathlib import Path
 
 import hkp_radius
 from freeradius_module.config import DEFAULT_REPLAY_DB
-from hkp_support.paths import RADDB_SOURCE
+from hkp_support.paths import FREERADIUS_MODULE_DIR, FREERADIUS_MODULE_FILES, RADDB_SOURCE
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = FREERADIUS_MODULE_DIR
 # What FreeRADIUS imports: the adapter and its stdlib-only helpers.
-MODULE_FILES = ("__init__.py", "config.py", "replay_sqlite.py", "rlm_hkp_hks.py")
+MODULE_FILES = FREERADIUS_MODULE_FILES
 DEFAULT_RADDB = "/etc/freeradius/3.0"
 DEFAULT_LIB_DIR = "/usr/local/lib/hkp-radius"
 OUR_MODULE = "mods-available/hkp_hks"

@@ -28,8 +28,9 @@ from types import TracebackType
 from typing import Any
 
 import hkp_radius
-from freeradius_module.install import MODULE_FILES, PACKAGE_DIR
 from hkp_radius.errors import ConfigError
+from hkp_support.paths import FREERADIUS_MODULE_DIR as PACKAGE_DIR
+from hkp_support.paths import FREERADIUS_MODULE_FILES as MODULE_FILES
 from hkp_support.paths import RADDB_SOURCE
 
 FREERADIUS = "/usr/sbin/freeradius"
