@@ -24,7 +24,7 @@ from tests.ar_helpers import (
     decode_hkresp,
     verified_hkresp,
 )
-from tests.test_ar_role import Harness, answer, issue, of, returning
+from tests.test_ar_role import ANY_NULL, Harness, answer, issue, of, returning
 
 # ---- §6.3.1: returning MN ------------------------------------------------------------
 
@@ -52,7 +52,7 @@ def test_returning_mn_verified_and_new_coa_bound() -> None:
 def test_returning_mn_found_by_nai_among_several_keys() -> None:
     """P6: "the AR ... finds the key of a returning MN by the NAI ...; where several
     unexpired keys exist for that NAI, the one whose MN-AR MAC verifies is used"."""
-    h = Harness()
+    h = Harness(ANY_NULL)
     old = issue(h, message_id=1, coa=NULL_COA)
     issue(h, message_id=2, coa=NULL_COA)
     h.advance(1.5)
@@ -93,7 +93,9 @@ def test_returning_mn_bad_mac_silently_discarded() -> None:
     """§6.3.1: "If the AUTH value is invalid, the AR MUST silently discard the message"."""
     h = Harness()
     issue(h)
-    wire = build_hkreq(message_id=20, verify=True, with_hks_mac=False, hk=bytes(20))
+    wire = build_hkreq(
+        message_id=20, verify=True, with_hks_mac=False, hk=bytes(20), timestamp=h.stamp()
+    )
     actions = h.exchange(wire)
     assert not of(SendHKResp, actions) and h.ar.record_count() == 1  # only the first one
     assert of(ExchangeDone, actions)[0].outcome is Outcome.DISCARDED
@@ -112,7 +114,9 @@ def test_returning_mn_without_key_gets_hk_verify_failed() -> None:
     """§6.3.1: "If the AR does not have the key and if the HKReq does not have the MN-HKS
     MAC Option, it MUST ... return a HKResp with the error code set to HK_VERIFY_FAILED"."""
     h = Harness()
-    wire = build_hkreq(message_id=20, verify=True, with_hks_mac=False, hk=bytes(20))
+    wire = build_hkreq(
+        message_id=20, verify=True, with_hks_mac=False, hk=bytes(20), timestamp=h.stamp()
+    )
     response = decode_hkresp(answer(h.exchange(wire)))
     assert response.status == Status.HK_VERIFY_FAILED and not response.options
 

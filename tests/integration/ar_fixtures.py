@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from ar_proxy import keystore
 from hkp_radius.ar.keys import StoredKey
 from hkp_support.freeradius import FREERADIUS, FreeRadiusInstance
 from tests.ar_helpers import HMK, HMK2, NAI, NAI2
@@ -217,16 +218,8 @@ class ArProcess:
         if not self.key_store.exists():
             return []
         with sqlite3.connect(self.key_store) as db:
-            rows = db.execute(
-                "SELECT spi, nai, hk, care_of_address, expires_at, prf, ar_address "
-                "FROM handover_keys"
-            ).fetchall()
-        return [
-            StoredKey(
-                spi, bytes(nai), bytes(hk), None if coa is None else bytes(coa), exp, prf, bytes(ar)
-            )
-            for spi, nai, hk, coa, exp, prf, ar in rows
-        ]
+            rows = db.execute(keystore.SELECT).fetchall()
+        return [keystore.key_from_row(tuple(row)) for row in rows]
 
 
 class MobileNodeSocket:

@@ -23,6 +23,7 @@ from tests.ar_helpers import (
     build_hkreq,
     decode_hkresp,
     verified_hkresp,
+    wall_stamp,
 )
 
 from .ar_fixtures import ArProcess, MobileNodeSocket
@@ -55,8 +56,11 @@ def test_returning_mn_over_udp_verifies_and_binds(
     hkp_ar: ArProcess, mn_socket: MobileNodeSocket
 ) -> None:
     """§6.3.1: verified, CoA bound, "response with the verified bit set"."""
-    response, hk = verified_hkresp(mn_socket.exchange(build_hkreq(message_id=12)), message_id=12)
-    again = build_hkreq(message_id=13, verify=True, with_hks_mac=False, hk=hk, coa=COA2)
+    first = build_hkreq(message_id=12, timestamp=wall_stamp())
+    response, hk = verified_hkresp(mn_socket.exchange(first), message_id=12)
+    again = build_hkreq(
+        message_id=13, verify=True, with_hks_mac=False, hk=hk, coa=COA2, timestamp=wall_stamp()
+    )
     reply = mn_socket.exchange(again)
     verified = decode_hkresp(reply)
     assert verified.verify and verified.spi == response.spi and verified.status == Status.SUCCESS
@@ -98,22 +102,45 @@ def test_ar_errors_over_udp(start_ar: Callable[..., ArProcess]) -> None:
             message_id=3, nai=NAI2, hmk=HMK2, coa=COA, timestamp=to_ntp(time.time())
         )
         assert decode_hkresp(mn.exchange(taken)).status == Status.COA_AUTH_FAILED
-        nokey = build_hkreq(message_id=4, nai=NAI2, verify=True, with_hks_mac=False, hk=bytes(20))
+        nokey = build_hkreq(
+            message_id=4, nai=NAI2, verify=True, with_hks_mac=False, hk=bytes(20),
+            timestamp=wall_stamp(),
+        )  # fmt: skip
         assert decode_hkresp(mn.exchange(nokey)).status == Status.HK_VERIFY_FAILED
     finally:
         mn.close()
 
 
-def test_duplicate_answered_once_then_rate_limited(
-    hkp_ar: ArProcess, mn_socket: MobileNodeSocket
+def test_duplicates_get_the_cached_answer_and_the_hks_is_asked_once(
+    start_ar: Callable[..., ArProcess],
 ) -> None:
-    """§6.3: retransmission gets the cached HKResp, at most RETRANS_RATE."""
-    wire = build_hkreq(message_id=16, coa=NULL_COA)
-    first = mn_socket.exchange(wire)
-    mn_socket.send(wire)  # inside one second: rate-limited, not answered
-    hkp_ar.wait_event(event="discarded", reason="RETRANS_RATE: cached HKResp re-sent too recently")
-    assert mn_socket.pending() == []
-    assert decode_hkresp(first).status == Status.SUCCESS
+    """R49/R50 against the real AR (P10): copies of an answered HKReq get the cached
+    HKResp byte for byte (same SPI) and reach the HKS once, with the default 3 s cache;
+    with the default RETRANS_RATE (2/s) a copy right after an answer is not answered."""
+    # Re-sends 0.1 ms apart: the copy, sent once the answer is in, is always later.
+    ar = start_ar(sections={"policy": {"retrans_rate": 10000}})
+    mn = MobileNodeSocket(ar.udp_port)
+    try:
+        wire = build_hkreq(message_id=16, coa=COA, timestamp=wall_stamp())
+        first = mn.exchange(wire)  # as if lost: the MN retransmits
+        response, _ = verified_hkresp(first, message_id=16)
+        assert mn.exchange(wire) == first
+        assert len(ar.events(name="access-request")) == 1  # the HKS was asked once
+        assert [k.spi for k in ar.stored_keys()] == [response.spi]
+    finally:
+        mn.close()
+    default = start_ar()
+    mn = MobileNodeSocket(default.udp_port)
+    try:
+        wire = build_hkreq(message_id=17, coa=COA, timestamp=wall_stamp())
+        assert decode_hkresp(mn.exchange(wire)).status == Status.SUCCESS
+        mn.send(wire)  # within 0.5 s of the answer: RETRANS_RATE
+        default.wait_event(
+            event="discarded", reason="RETRANS_RATE: cached HKResp re-sent too recently"
+        )
+        assert mn.pending() == [] and len(default.events(name="access-request")) == 1
+    finally:
+        mn.close()
 
 
 def malformed(rng: random.Random, valid: bytes) -> bytes:
@@ -141,7 +168,7 @@ def test_thousands_of_malformed_datagrams_then_valid_request(
     # another NAI (the mutations may have hit (alice, Message ID) pairs, deduped by §6.3).
     mn = MobileNodeSocket(hkp_ar.udp_port)
     try:
-        valid = build_hkreq(message_id=18, nai=NAI2, hmk=HMK2, coa=NULL_COA)
+        valid = build_hkreq(message_id=18, nai=NAI2, hmk=HMK2, coa=COA2)
         reply = mn.exchange(valid, timeout=HKEY_REQ_TOUT * N_HO_KEYTRIES)
         verified_hkresp(reply, message_id=18, nai=NAI2, hmk=HMK2)
     finally:
