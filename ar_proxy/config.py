@@ -290,7 +290,7 @@ def parse_config(parser: configparser.RawConfigParser, source: str) -> DaemonCon
                 "response_cache_time", role_default.response_cache_time, 0.01, 60
             ),
             retrans_rate=policy.number("retrans_rate", role_default.retrans_rate, 0.01, 10000),
-            trans_rate=policy.number("trans_rate", role_default.trans_rate, 0.01, 100),
+            trans_rate=policy.number("trans_rate", role_default.trans_rate, 0.01, 10000),
             timestamp_window=policy.number(
                 "timestamp_window", role_default.timestamp_window, 0.1, 3600
             ),
