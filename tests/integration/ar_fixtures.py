@@ -118,11 +118,15 @@ def config_text(
 class ArProcess:
     """One `hkp-ar` subprocess, its JSON log and its key store."""
 
-    def __init__(self, work: Path, config: str, netns: str | None = None) -> None:
+    def __init__(
+        self, work: Path, config: str, netns: str | None = None, log_file: Path | None = None
+    ) -> None:
         self.work = work
         self.config_path = work / "hkp-ar.conf"
         self.config_path.write_text(config)
-        self.log_path = work / "hkp-ar.log"
+        # With [log] file the JSON lines go there and standard error to hkp-ar.out.
+        self.log_path = log_file or work / "hkp-ar.log"
+        self.output_path = work / "hkp-ar.out" if log_file else self.log_path
         self.key_store = work / "keys.sqlite"
         self.netns = netns
         self.process: subprocess.Popen[bytes] | None = None
@@ -130,8 +134,8 @@ class ArProcess:
         self._offset = 0
 
     def start(self) -> ArProcess:
-        self._log = open(self.log_path, "ab")
-        self._offset = self.log_path.stat().st_size
+        self._log = open(self.output_path, "ab")
+        self._offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ar_proxy", "-c", str(self.config_path)],
             cwd=REPO,
@@ -181,6 +185,8 @@ class ArProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def events(self, since_start: bool = False, name: str | None = None) -> list[dict[str, Any]]:
+        if not self.log_path.exists():
+            return []
         text = self.log_path.read_bytes()[self._offset if since_start else 0 :].decode(
             errors="replace"
         )
@@ -288,7 +294,12 @@ def start_ar(ar_hks: FreeRadiusInstance) -> Iterator[Callable[..., ArProcess]]:
             work = temp_dir("hkp-ar-")
             dirs.append(work)
         targets = servers if servers is not None else [(ar_hks.address, ar_hks.port)]
-        process = ArProcess(work, config_text(work / "keys.sqlite", targets, sections, **kw))
+        log_file = (sections or {}).get("log", {}).get("file")
+        process = ArProcess(
+            work,
+            config_text(work / "keys.sqlite", targets, sections, **kw),
+            log_file=Path(log_file) if log_file else None,
+        )
         started.append(process)
         return process.start()
 
