@@ -19,7 +19,13 @@ from dataclasses import dataclass
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from hkp_radius.ar.config import ARConfig
 from hkp_radius.ar.events import (
@@ -91,6 +97,8 @@ class ARMachine(RuleBasedStateMachine):
                 self.checks.append(action)
             elif isinstance(action, SendAccessRequest):
                 self.requests.append(action)
+                if action.ref in self.check_of:  # one ref per record, through its states
+                    self.ref_of_request[action.ref] = self.check_of[action.ref]
             elif isinstance(action, SendHKResp):  # the peer is the NAI (see _send)
                 key = (action.peer, decode_hkresp(action.wire).message_id)
                 self.sends.setdefault(key, []).append(self.h.now)  # type: ignore[arg-type]
@@ -142,6 +150,27 @@ class ARMachine(RuleBasedStateMachine):
 
     # ---- rules: the MN side and the network ----------------------------------------
 
+    @rule(nai=st.sampled_from(sorted(NAIS)), coas=st.permutations(COAS[:3]))
+    def roam(self, nai: bytes, coas: list[bytes]) -> None:
+        """A returning MN moving: fresh V requests from two CoAs a second apart, each
+        checked and answered (what a replay attacker records, §7.4)."""
+        for coa in coas[:2]:
+            keys = self.h.ar.keys.for_nai(nai, self.h.now)
+            if not keys:
+                return
+            self._absorb(self.h.advance(1.0), "timer")
+            self.next_step()
+            message_id = self._message_id(nai)
+            timestamp = self.h.stamp()
+            wire = build_hkreq(message_id=message_id, nai=nai, verify=True, with_hks_mac=False,
+                               hk=keys[0].hk, coa=coa, timestamp=timestamp)  # fmt: skip
+            sent = Sent(wire, nai, message_id, coa, timestamp, True, True)
+            self._send(sent, "v")
+            self._settle(sent)
+            self.keys_come_from_hks_answers()
+            self.coa_moves_only_by_a_fresh_authenticated_request()
+            self.next_step()
+
     @rule(nai=st.sampled_from(sorted(NAIS)), coa=st.sampled_from(COAS), stamped=st.booleans(),
           settle=st.booleans())  # fmt: skip
     def new_request(self, nai: bytes, coa: bytes, stamped: bool, settle: bool) -> None:
@@ -163,10 +192,13 @@ class ARMachine(RuleBasedStateMachine):
         self._send(Sent(wire, nai, message_id, COA, None, verify, False), "no-mac")
 
     @rule(nai=st.sampled_from(sorted(NAIS)), coa=st.sampled_from(COAS), stamped=st.booleans(),
-          settle=st.booleans(), data=st.data())  # fmt: skip
+          settle=st.booleans(), later=st.booleans(), data=st.data())  # fmt: skip
     def v_request(
-        self, nai: bytes, coa: bytes, stamped: bool, settle: bool, data: st.DataObject
-    ) -> None:
+        self, nai: bytes, coa: bytes, stamped: bool, settle: bool, later: bool,
+        data: st.DataObject,
+    ) -> None:  # fmt: skip
+        if later:  # past TRANS_RATE, as a returning MN a second later
+            self._absorb(self.h.advance(1.0), "timer")
         keys = self.h.ar.keys.for_nai(nai, self.h.now)
         hk = data.draw(st.sampled_from([k.hk for k in keys])) if keys else bytes(20)
         message_id = self._message_id(nai)
@@ -193,11 +225,17 @@ class ARMachine(RuleBasedStateMachine):
         self._absorb(self.h.send(wire, peer=NAI), "forged-error")
 
     @precondition(lambda self: self.sent)
-    @rule(data=st.data())
-    def replay(self, data: st.DataObject) -> None:
-        """A duplicate, a retransmission, or a replay of a recorded datagram."""
-        sent = data.draw(st.sampled_from(self.sent[-8:]))
+    @rule(data=st.data(), settle=st.booleans(), later=st.sampled_from([0.0, 0.5, 3.5]))
+    def replay(self, data: st.DataObject, settle: bool, later: float) -> None:
+        """A duplicate, a retransmission, or (`later`: after the cache time) a replay of a
+        recorded datagram; V requests are the attacker's favourite (§7.4)."""
+        pool = [sent for sent in self.sent[-12:] if sent.verify] or self.sent[-8:]
+        sent = data.draw(st.sampled_from(pool if data.draw(st.booleans()) else self.sent[-8:]))
+        if later:
+            self._absorb(self.h.advance(later), "timer")
         self._send(sent, "replay")
+        if settle:
+            self._settle(sent)
 
     @precondition(lambda self: self.checks)
     @rule(data=st.data(), valid=st.booleans())
@@ -287,10 +325,14 @@ class ARMachine(RuleBasedStateMachine):
         self.step_check = None
 
 
-ARMachine.TestCase.settings = settings(
-    max_examples=40,
-    stateful_step_count=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-test_ar_role_state_machine = ARMachine.TestCase
+def test_ar_role_state_machine() -> None:
+    """Bounded so that it runs in seconds in CI; the invariants run after every step."""
+    run_state_machine_as_test(
+        ARMachine,
+        settings=settings(
+            max_examples=100,
+            stateful_step_count=30,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
