@@ -48,7 +48,6 @@ class Record:
     resends: int = 0
     key_spi: int | None = None  # returning MN: the key whose MN-AR MAC verified
     issued_spi: int | None = None
-    verify_path: bool = False
     reason: str = ""
     answer: HKSAnswer | None = field(default=None, repr=False)
 

@@ -215,7 +215,6 @@ class AccessRouter:
         keys = self.keys.for_nai(nai, now)
         if not keys and request.mac(MacSubtype.MN_HKS) is not None:
             return self._new_verdict(record, now)  # §6.3.1: "MAY process ... as though ..."
-        record.verify_path = True
         if len(self._records) >= self.config.max_records:
             return Input.OVER_CAPACITY
         if request.timestamp is None:
