@@ -12,7 +12,7 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 
-from hkp_radius.ar.role import ARConfig
+from hkp_radius.ar.config import ARConfig, NullCoA
 from hkp_radius.constants import CODE_POINT_SETTINGS, HK_MAX_LIFETIME, CodePoints
 from hkp_radius.errors import ConfigError
 from hkp_support.paths import RADDB_SOURCE
@@ -43,8 +43,10 @@ KNOWN = {
     "udp": {"enabled", "listen", "port"},
     "raw": {"enabled", "listen"},
     "policy": {"require_timestamp", "accept_null_coa", "default_lifetime", "max_lifetime",
-               "response_cache_time", "retransmit_interval", "max_records", "hks_deadline"},
-    "coa_validation": {"mode", "static_table", "neighbour_states", "check_timeout"},
+               "response_cache_time", "retrans_rate", "trans_rate", "timestamp_window",
+               "max_records", "hks_deadline"},
+    "coa_validation": {"mode", "static_table", "neighbour_states", "check_timeout",
+                       "match_source"},
     "log": {"level", "file"},
     "code_points": set(CODE_POINT_SETTINGS),
     "home_server": {"ipaddr", "port", "secret", "response_window", "retries",
@@ -95,6 +97,7 @@ class DaemonConfig:
     coa_mode: str
     static_table: str | None
     neighbour_states: int
+    match_source: bool
     log_level: str
     log_file: str | None
     realms: dict[str, Realm]
@@ -267,10 +270,16 @@ def parse_config(parser: configparser.RawConfigParser, source: str) -> DaemonCon
             "(servers x (retries + 1) x response_window)",
         )
     role_default = ARConfig()  # the role's defaults are the daemon's (docs/ar.md)
+    null_coa = (policy.text("accept_null_coa", role_default.null_coa.value) or "").lower()
+    null_coa = {"true": "yes", "on": "yes", "1": "yes", "false": "no", "off": "no", "0": "no"}.get(
+        null_coa, null_coa
+    )
+    if null_coa not in {p.value for p in NullCoA}:
+        raise policy.fail("accept_null_coa", "write refresh (§6.5 refreshes only), no or yes")
     try:
         role = ARConfig(
             require_timestamp=policy.boolean("require_timestamp", role_default.require_timestamp),
-            accept_null_coa=policy.boolean("accept_null_coa", role_default.accept_null_coa),
+            null_coa=NullCoA(null_coa),
             default_lifetime=policy.integer(
                 "default_lifetime", role_default.default_lifetime, 1, HK_MAX_LIFETIME
             ),
@@ -280,8 +289,10 @@ def parse_config(parser: configparser.RawConfigParser, source: str) -> DaemonCon
             response_cache_time=policy.number(
                 "response_cache_time", role_default.response_cache_time, 0.01, 60
             ),
-            retransmit_interval=policy.number(
-                "retransmit_interval", role_default.retransmit_interval, 0.01, 60
+            retrans_rate=policy.number("retrans_rate", role_default.retrans_rate, 0.01, 10000),
+            trans_rate=policy.number("trans_rate", role_default.trans_rate, 0.01, 10000),
+            timestamp_window=policy.number(
+                "timestamp_window", role_default.timestamp_window, 0.1, 3600
             ),
             coa_check_timeout=coa.number("check_timeout", role_default.coa_check_timeout, 0.01, 60),
             hks_deadline=hks_deadline,
@@ -289,6 +300,8 @@ def parse_config(parser: configparser.RawConfigParser, source: str) -> DaemonCon
             code_points=_code_points(parser, source),
         )
     except ConfigError as exc:
+        if str(exc).startswith(source):  # a setting's own error names it already
+            raise
         raise ConfigError(f"{source}: [policy] {exc}") from None
     return DaemonConfig(
         ar_address=ipaddress.IPv6Address(address).packed,
@@ -306,6 +319,7 @@ def parse_config(parser: configparser.RawConfigParser, source: str) -> DaemonCon
         coa_mode=mode,
         static_table=static_table,
         neighbour_states=states,
+        match_source=coa.boolean("match_source", True),
         log_level=level,
         log_file=log.text("file"),
         realms=realms,

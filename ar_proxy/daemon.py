@@ -3,10 +3,13 @@
     hkp-ar -c /etc/hkp-ar/hkp-ar.conf        (or: python3 -m ar_proxy -c ...)
 
 The protocol decisions are the sans-I/O AR role (hkp_radius.ar); this module only
-carries its actions out: HKResps to the transports, Access-Requests to the RADIUS
+carries its outputs out: HKResps to the transports, Access-Requests to the RADIUS
 client, CoA checks to the validator, key changes to the SQLite store, exchanges to
-the log. Logs are JSON lines; once every socket is bound it logs {"event": "ready"}.
-SIGTERM and SIGINT stop it cleanly (pending key writes are committed).
+the log. Logs are JSON lines written off the loop (ar_proxy.logs); once every socket
+is bound it logs {"event": "ready"}. SIGTERM and SIGINT stop it cleanly (every task it
+started is cancelled and awaited, pending key writes are committed); SIGHUP reopens
+the log file. Timers run on the monotonic clock; the wall clock is read only for what
+the role persists or compares with the wire (key expiry, V timestamps).
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
-import json
 import logging
 import os
 import signal
@@ -22,7 +24,6 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Hashable
-from typing import Any
 
 from pyrad.dictionary import Dictionary
 
@@ -43,6 +44,7 @@ from hkp_radius.errors import ConfigError
 
 from .config import DaemonConfig, load_config
 from .keystore import SqliteKeyStore
+from .logs import LogSink, emit, log, setup_logging
 from .neighbours import (
     NeighbourMonitor,
     NeighbourValidator,
@@ -51,36 +53,10 @@ from .neighbours import (
     Validator,
 )
 from .radius_client import RadiusClient
-from .transports import RawTransport, UdpTransport, network_namespace
+from .transports import RawPeer, RawTransport, UdpPeer, UdpTransport, network_namespace
 
-log = logging.getLogger("hkp-ar")
 EXIT_CONFIG = 2
 EXIT_STARTUP = 3
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: {"time", "level", "event", ...fields}."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": round(record.created, 3),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-        }
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            entry.update(fields)
-        else:
-            entry["event"] = "message"
-            entry["message"] = record.getMessage()
-        if record.exc_info:
-            entry["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(entry, separators=(", ", ": "))
-
-
-def emit(level: int, event: str, **fields: Any) -> None:
-    if log.isEnabledFor(level):
-        log.log(level, event, extra={"fields": {"event": event, **fields}})
 
 
 def address_text(address: bytes | None) -> str | None:
@@ -117,7 +93,9 @@ class ARDaemon:
         self.radius: RadiusClient | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None  # the role's next_timer() the timer is set for
-        self._checks: set[asyncio.Task[None]] = set()  # CoA checks: the loop holds tasks weakly
+        # Every task this daemon starts (CoA checks): owned here, cancelled and awaited
+        # by stop(); the loop itself holds tasks only weakly.
+        self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.discarded = 0
 
@@ -126,7 +104,7 @@ class ARDaemon:
     async def start(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
         cfg = self.config
-        self._apply(self.role.load_keys(self.keystore.load(), time.time()))
+        self._apply(self.role.load_keys(self.keystore.load(), time.monotonic(), time.time()))
         self.keystore.start()
         self.radius = RadiusClient(
             load_dictionary(cfg.dictionary),
@@ -144,11 +122,11 @@ class ARDaemon:
             raw_sock = RawTransport.open_socket(cfg.raw_listen) if cfg.raw_enabled else None
             if cfg.coa_mode == "neighbour":
                 self.validator = NeighbourValidator(
-                    cfg.neighbour_states, NeighbourValidator.open_socket
+                    cfg.neighbour_states, NeighbourValidator.open_socket, cfg.match_source
                 )
             monitor_sock = NeighbourMonitor.open_socket()
         if cfg.coa_mode == "static" and cfg.static_table:
-            self.validator = StaticValidator(cfg.static_table)
+            self.validator = StaticValidator(cfg.static_table, cfg.match_source)
         self.monitor = NeighbourMonitor(self._neighbour_gone, monitor_sock)
         self.monitor.start(loop)
         if udp_sock is not None:
@@ -176,12 +154,18 @@ class ARDaemon:
     async def stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+            self._timer = None
+        self._loop = None  # nothing re-arms the timer from here on
         if self.udp is not None and self.udp.transport is not None:
             self.udp.transport.close()
         if self.raw is not None:
             self.raw.close()
         if self.monitor is not None:
             self.monitor.close()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self.radius is not None:
             await self.radius.close()
         self.validator.close()
@@ -190,31 +174,39 @@ class ARDaemon:
 
     # ---- inputs to the role ----------------------------------------------------------
 
-    def _guarded(self, what: str, call: Any, *args: Any) -> None:
-        """Every input goes through here: the daemon never dies on a packet."""
+    def _guarded(self, what: str, call: Callable[[float, float], list[Action]]) -> None:
+        """Every input goes through here with (monotonic now, wall clock): the daemon
+        never dies on a packet."""
         try:
-            actions = call(*args, time.time())
+            actions = call(time.monotonic(), time.time())
         except Exception:
             log.exception("internal error handling %s", what)
             return
         self._apply(actions)
 
     def _datagram(self, data: bytes, peer: Hashable, ar_address: bytes) -> None:
-        self._guarded("an HKReq", self.role.receive_hkreq, data, peer, ar_address)
+        role = self.role
+        self._guarded(
+            "an HKReq", lambda now, wall: role.receive_hkreq(data, peer, ar_address, now, wall)
+        )
 
     def _radius_answer(self, ref: int, answer: HKSAnswer) -> None:
-        self._guarded("a RADIUS answer", self.role.receive_radius_answer, ref, answer)
+        role = self.role
+        self._guarded(
+            "a RADIUS answer",
+            lambda now, wall: role.receive_radius_answer(ref, answer, now, wall),
+        )
 
     def _radius_timeout(self, ref: int, reason: str) -> None:
-        self._guarded("a RADIUS timeout", lambda now: self.role.radius_timeout(ref, now, reason))
+        self._guarded("a RADIUS timeout", lambda now, _: self.role.radius_timeout(ref, now, reason))
 
     def _neighbour_gone(self, coa: bytes) -> None:
         emit(logging.DEBUG, "neighbour-gone", coa=address_text(coa))
-        self._guarded("a neighbour notification", self.role.neighbour_gone, coa)
+        self._guarded("a neighbour notification", lambda now, _: self.role.neighbour_gone(coa, now))
 
     def _on_timer(self) -> None:
         self._timer = None
-        self._guarded("a timer", self.role.on_timer)
+        self._guarded("a timer", lambda now, _: self.role.on_timer(now))
 
     async def _validate(self, action: ValidateCoA) -> None:
         try:
@@ -222,7 +214,7 @@ class ARDaemon:
         except Exception:
             log.exception("CoA validator failed")
             valid = False
-        self._guarded("a CoA check", self.role.coa_validated, action.ref, valid)
+        self._guarded("a CoA check", lambda now, _: self.role.coa_validated(action.ref, valid, now))
 
     # ---- actions ---------------------------------------------------------------------
 
@@ -236,13 +228,14 @@ class ARDaemon:
 
     def _carry_out(self, action: Action) -> None:
         if isinstance(action, SendHKResp):
-            peer: Any = action.peer
-            if peer[0] == "udp" and self.udp is not None:
+            peer = action.peer
+            if isinstance(peer, UdpPeer) and self.udp is not None:
                 self.udp.send(peer, action.wire)
-            elif peer[0] == "raw" and self.raw is not None:
+            elif isinstance(peer, RawPeer) and self.raw is not None:
                 self.raw.send(peer, action.ar_address, action.wire)
         elif isinstance(action, SendAccessRequest):
             assert self.radius is not None
+            emit(logging.DEBUG, "access-request", nai=nai_text(action.nai), ref=action.ref)
             self.radius.send(action, self.config.realm_for(action.nai))
         elif isinstance(action, CancelAccessRequest):
             if self.radius is not None:
@@ -250,8 +243,8 @@ class ARDaemon:
         elif isinstance(action, ValidateCoA):
             assert self._loop is not None
             task = self._loop.create_task(self._validate(action))
-            self._checks.add(task)
-            task.add_done_callback(self._checks.discard)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         elif isinstance(action, StoreKey):
             self.keystore.store(action.key)
         elif isinstance(action, DeleteKey):
@@ -289,40 +282,41 @@ class ARDaemon:
             self._timer.cancel()
             self._timer = None
         self._timer_at = when
-        if when is not None:
-            self._timer = self._loop.call_later(max(0.0, when - time.time()), self._on_timer)
+        if when is not None:  # the role's deadlines are monotonic, as loop.time() is
+            self._timer = self._loop.call_later(max(0.0, when - time.monotonic()), self._on_timer)
 
 
-def setup_logging(config: DaemonConfig | None, level: str = "info") -> None:
-    handler: logging.Handler
-    if config is not None and config.log_file:
-        handler = logging.FileHandler(config.log_file)
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger("hkp-ar")
-    root.handlers[:] = [handler]
-    root.setLevel((config.log_level if config else level).upper())
-    root.propagate = False
-
-
-async def serve(config: DaemonConfig) -> int:
+async def serve(config: DaemonConfig, sink: LogSink | None = None) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reopen_log, sink)
     daemon: ARDaemon | None = None
     try:
         daemon = ARDaemon(config)  # opens the key store: a bad path fails here
         await daemon.start()
     except (OSError, sqlite3.Error, ConfigError) as exc:
         emit(logging.ERROR, "startup-failed", error=str(exc))
+        if sink is not None and sink.file is not None:  # the operator also sees why
+            print(f"hkp-ar: cannot start: {exc}", file=sys.stderr)
         if daemon is not None:
             await daemon.stop()
         return EXIT_CONFIG if isinstance(exc, ConfigError) else EXIT_STARTUP
     await stop.wait()
     await daemon.stop()
     return 0
+
+
+def reopen_log(sink: LogSink | None) -> None:
+    """SIGHUP: reopen the log file (logrotate moved it); the daemon keeps serving."""
+    if sink is not None:
+        try:
+            sink.reopen()
+        except OSError as exc:  # keep serving; the old file handle is gone
+            print(f"hkp-ar: SIGHUP: cannot reopen the log file: {exc}", file=sys.stderr)
+            return
+    emit(logging.INFO, "log-reopened", file=sink.file if sink is not None else None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -342,11 +336,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hkp-ar: {args.config}: configuration is valid")
         return 0
     try:
-        setup_logging(config)
+        sink = setup_logging(config.log_file, config.log_level)
     except OSError as exc:
         print(f"hkp-ar: [log] file: cannot open it: {exc}", file=sys.stderr)
         return EXIT_STARTUP
-    return asyncio.run(serve(config))
+    try:
+        return asyncio.run(serve(config, sink))
+    finally:
+        sink.stop()  # every queued line written
 
 
 if __name__ == "__main__":

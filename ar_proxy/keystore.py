@@ -1,8 +1,10 @@
 """SQLite key store: keys survive a restart until their lifetime ends (draft §6.3).
 
 Reads happen once, at start (before the sockets open). Writes go to one writer thread
-through a queue, so the event loop never waits on the disk. The file holds HKs: it is
-created mode 0600; put it on a disk only the AR's operators can read.
+through a queue, so the event loop never waits on the disk. Once started, the writer
+thread owns the connection: it commits what is queued and closes the connection itself
+when told to stop, so the connection is never closed under a live writer. The file
+holds HKs: it is created mode 0600; put it on a disk only the AR's operators can read.
 """
 
 from __future__ import annotations
@@ -26,13 +28,43 @@ CREATE TABLE IF NOT EXISTS handover_keys (
     care_of_address BLOB,
     expires_at REAL NOT NULL,
     prf INTEGER NOT NULL,
-    ar_address BLOB NOT NULL
+    ar_address BLOB NOT NULL,
+    last_timestamp BLOB
 )
 """
+# PROFILE P6 (v1.1) added last_timestamp: a store written before gets the column.
+# A BLOB of 8 octets: NTP timestamps do not fit SQLite's signed 64-bit INTEGER.
+MIGRATION = "ALTER TABLE handover_keys ADD COLUMN last_timestamp BLOB"
+SELECT = (
+    "SELECT spi, nai, hk, care_of_address, expires_at, prf, ar_address, last_timestamp "
+    "FROM handover_keys"
+)
+INSERT = (
+    "INSERT OR REPLACE INTO handover_keys (spi, nai, hk, care_of_address, expires_at, prf, "
+    "ar_address, last_timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 # Commit at most this many changes at once, so a burst costs one fsync, not hundreds.
 BATCH = 256
 
 _Op = Union[tuple[str, StoredKey], tuple[str, int], None]  # None: commit and stop
+
+
+def timestamp_blob(timestamp: int | None) -> bytes | None:
+    return None if timestamp is None else timestamp.to_bytes(8, "big")
+
+
+def key_from_row(row: tuple[object, ...]) -> StoredKey:
+    spi, nai, hk, coa, expires, prf, ar, last = row
+    return StoredKey(
+        int(spi),  # type: ignore[call-overload]
+        bytes(nai),  # type: ignore[call-overload]
+        bytes(hk),  # type: ignore[call-overload]
+        None if coa is None else bytes(coa),  # type: ignore[call-overload]
+        float(expires),  # type: ignore[arg-type]
+        int(prf),  # type: ignore[call-overload]
+        bytes(ar),  # type: ignore[call-overload]
+        None if last is None else int.from_bytes(bytes(last), "big"),  # type: ignore[call-overload]
+    )
 
 
 class SqliteKeyStore:
@@ -43,25 +75,16 @@ class SqliteKeyStore:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(handover_keys)")}
+        if "last_timestamp" not in columns:
+            self._db.execute(MIGRATION)
         self._queue: queue.Queue[_Op] = queue.Queue()
         self._thread: threading.Thread | None = None
+        self._closed = False
 
     def load(self) -> list[StoredKey]:
-        rows = self._db.execute(
-            "SELECT spi, nai, hk, care_of_address, expires_at, prf, ar_address FROM handover_keys"
-        ).fetchall()
-        return [
-            StoredKey(
-                int(spi),
-                bytes(nai),
-                bytes(hk),
-                None if coa is None else bytes(coa),
-                float(expires),
-                int(prf),
-                bytes(ar),
-            )
-            for spi, nai, hk, coa, expires, prf, ar in rows
-        ]
+        rows = self._db.execute(SELECT).fetchall()
+        return [key_from_row(tuple(row)) for row in rows]
 
     def start(self) -> None:
         self._thread = threading.Thread(
@@ -75,25 +98,40 @@ class SqliteKeyStore:
     def delete(self, spi: int) -> None:
         self._queue.put(("delete", spi))
 
-    def close(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout=10)
-            self._thread = None
-        self._db.close()
+    def close(self, timeout: float | None = None) -> bool:
+        """Commit what is queued and close. Returns False when the writer is still busy
+        after `timeout` (None: wait for it): it then closes the connection itself when
+        it is done, and this call leaves the connection alone."""
+        thread = self._thread
+        if thread is None:
+            if not self._closed:
+                self._closed = True
+                self._db.close()
+            return True
+        self._queue.put(None)
+        thread.join(timeout)
+        if thread.is_alive():
+            log.error("key store %s: the writer is still busy; it closes the store when done",
+                      self.path)  # fmt: skip
+            return False
+        self._thread = None
+        return True
 
     def _write_loop(self) -> None:
-        while True:
-            op = self._queue.get()
-            batch = [op]
-            while len(batch) < BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            stop = self._apply(batch)
-            if stop:
-                return
+        try:
+            while True:
+                op = self._queue.get()
+                batch = [op]
+                while len(batch) < BATCH:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                if self._apply(batch):
+                    return
+        finally:
+            self._closed = True
+            self._db.close()  # the writer owns the connection once started
 
     def _apply(self, batch: list[_Op]) -> bool:
         stop = False
@@ -105,9 +143,9 @@ class SqliteKeyStore:
                 elif op[0] == "store" and isinstance(op[1], StoredKey):
                     key = op[1]
                     self._db.execute(
-                        "INSERT OR REPLACE INTO handover_keys VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        INSERT,
                         (key.spi, key.nai, key.hk, key.care_of_address, key.expires_at,
-                         key.prf, key.ar_address),
+                         key.prf, key.ar_address, timestamp_blob(key.last_timestamp)),
                     )  # fmt: skip
                 elif op[0] == "delete" and isinstance(op[1], int):
                     self._db.execute("DELETE FROM handover_keys WHERE spi = ?", (op[1],))

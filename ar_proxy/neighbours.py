@@ -1,11 +1,15 @@
 """CoA validation (draft §6.3, §7.4) and neighbour-cache monitoring (§6.3: "When the
 neighbor cache entry for the CoA expires, the AR MUST disassociate the key").
 
-Validators answer `await validate(coa, nai, peer) -> bool`:
+Validators answer `await validate(coa, nai, peer) -> bool` for a direct request (a
+non-NULL Key CoA not already tied to the NAI, §6.3); docs/ar.md says what each checks:
 - NeighbourValidator: the kernel's IPv6 neighbour cache over rtnetlink (stdlib
-  AF_NETLINK): the CoA must have an entry in one of the configured states.
+  AF_NETLINK): the CoA must have an entry in one of the configured states; over raw
+  IPv6 on the interface the request arrived on (IPV6_PKTINFO).
 - StaticValidator: a table file, one "ADDRESS [NAI]" per line ("#" comments).
 - PermissiveValidator: every CoA is valid (labs only).
+Both real validators first bind the claim to its sender (§7.4, issue 16): the Key CoA
+must be the request's source address (`match_source`, default on).
 NeighbourMonitor follows RTM_DELNEIGH / FAILED notifications and reports the address.
 """
 
@@ -23,7 +27,7 @@ from typing import Protocol
 
 from hkp_radius.errors import ConfigError
 
-from .transports import LoopReader
+from .transports import LoopReader, RawPeer, UdpPeer
 
 log = logging.getLogger("hkp-ar.coa")
 
@@ -47,6 +51,13 @@ class Validator(Protocol):
     def close(self) -> None: ...
 
 
+def sent_from(coa: bytes, peer: Hashable) -> bool:
+    """§7.4: a direct request's Key CoA is the address it was sent from."""
+    if isinstance(peer, (RawPeer, UdpPeer)):
+        return peer.source == coa
+    return False
+
+
 class PermissiveValidator:
     async def validate(self, coa: bytes, nai: bytes, peer: Hashable) -> bool:
         return True
@@ -56,7 +67,8 @@ class PermissiveValidator:
 
 
 class StaticValidator:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, match_source: bool = True) -> None:
+        self.match_source = match_source
         self.table: dict[bytes, bytes | None] = {}
         with open(path, encoding="utf-8") as handle:
             for number, line in enumerate(handle, 1):
@@ -74,6 +86,8 @@ class StaticValidator:
                 self.table[address] = words[1].encode("utf-8") if len(words) == 2 else None
 
     async def validate(self, coa: bytes, nai: bytes, peer: Hashable) -> bool:
+        if self.match_source and not sent_from(coa, peer):
+            return False
         if coa not in self.table:
             return False
         owner = self.table[coa]
@@ -115,8 +129,14 @@ def parse_neighbour(body: bytes) -> tuple[bytes | None, int, int]:
 class NeighbourValidator:
     """Looks the CoA up in a fresh dump of the neighbour table, off the event loop."""
 
-    def __init__(self, states: int, sock_factory: Callable[[], socket.socket]) -> None:
+    def __init__(
+        self,
+        states: int,
+        sock_factory: Callable[[], socket.socket],
+        match_source: bool = True,
+    ) -> None:
         self.states = states
+        self.match_source = match_source
         self._sock = sock_factory()  # created in the access network's namespace
         self._sock.settimeout(NETLINK_TIMEOUT)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hkp-ar-neigh")
@@ -129,15 +149,15 @@ class NeighbourValidator:
         sock.bind((0, 0))
         return sock
 
-    def lookup(self, coa: bytes) -> int | None:
-        """The NUD state of `coa`'s entry (blocking), or None."""
+    def lookup(self, coa: bytes) -> dict[int, int]:
+        """The NUD state of each of `coa`'s entries by interface index (blocking)."""
         with self._lock:
             self._seq += 1
             request = NDMSG.pack(socket.AF_INET6, 0, 0, 0, 0, 0, 0)
             header = NLMSGHDR.pack(NLMSGHDR.size + len(request), RTM_GETNEIGH,
                                    NLM_F_REQUEST | NLM_F_DUMP, self._seq, 0)  # fmt: skip
             self._sock.send(header + request)
-            found = None
+            found: dict[int, int] = {}
             while True:
                 data = self._sock.recv(RECV_BUFFER)
                 for kind, seq, body in _messages(data):
@@ -146,18 +166,22 @@ class NeighbourValidator:
                     if kind in (NLMSG_DONE, NLMSG_ERROR):
                         return found
                     if kind == RTM_NEWNEIGH:
-                        address, state, _ = parse_neighbour(body)
+                        address, state, ifindex = parse_neighbour(body)
                         if address == coa:
-                            found = state if found is None else found | state
+                            found[ifindex] = found.get(ifindex, 0) | state
 
     async def validate(self, coa: bytes, nai: bytes, peer: Hashable) -> bool:
+        if self.match_source and not sent_from(coa, peer):
+            return False  # §7.4: claiming someone else's address
         loop = asyncio.get_running_loop()
         try:
-            state = await loop.run_in_executor(self._executor, self.lookup, coa)
+            entries = await loop.run_in_executor(self._executor, self.lookup, coa)
         except OSError as exc:
             log.warning("neighbour cache lookup failed: %s", exc)
             return False
-        return state is not None and bool(state & self.states)
+        if isinstance(peer, RawPeer):  # the entry must be on the arrival interface
+            return bool(entries.get(peer.ifindex, 0) & self.states)
+        return any(state & self.states for state in entries.values())
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

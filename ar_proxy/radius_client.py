@@ -123,6 +123,7 @@ class RadiusClient:
         self._lanes: dict[str, list[_Lane]] = {}
         self._dead_until: dict[str, float] = {}
         self._flights: dict[int, _Flight] = {}
+        self._cancelled: list[asyncio.Task[None]] = []  # cancelled, not yet ended
         self._vendor_id = dictionary.vendors.GetForward("HKP")
 
     # ---- the role's actions ------------------------------------------------------------
@@ -140,10 +141,22 @@ class RadiusClient:
         flight = self._flights.pop(ref, None)
         if flight is not None and flight.task is not None:
             flight.task.cancel()
+            if not flight.task.done():  # close() awaits it
+                self._cancelled.append(flight.task)
+                flight.task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        if task in self._cancelled:
+            self._cancelled.remove(task)
 
     async def close(self) -> None:
+        """Cancel every request in flight and wait until each task has ended, then close
+        the sockets: nothing of this client runs after it returns."""
         for ref in list(self._flights):
             self.cancel(ref)
+        tasks, self._cancelled = self._cancelled, []
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
         for lanes in self._lanes.values():
             for lane in lanes:
                 if lane.transport is not None:

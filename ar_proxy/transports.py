@@ -1,7 +1,9 @@
 """MN-facing transports (PROFILE P9): UDP port 54135 and raw IPv6 Next Header 135.
 
 Each hands (datagram, peer, AR address as the MN saw it) to the daemon and sends
-HKResps back to a peer. Peers are tuples: ("udp", sockaddr) or ("raw", address, ifindex).
+HKResps back to a peer. Peers are typed values the role carries without reading them:
+UdpPeer (the sender's socket address) or RawPeer (source address and arrival interface);
+the CoA validators read them (draft §7.4: the claim is bound to its sender).
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import errno
+import ipaddress
 import logging
 import os
 import socket
 import struct
 from collections.abc import Callable, Hashable, Iterator
-from typing import cast
+from dataclasses import dataclass
+from typing import Any, cast
 
 from hkp_radius.constants import IPPROTO_MH
 
@@ -38,6 +43,41 @@ SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 MULTICAST_PREFIX = 0xFF  # RFC 4291 §2.7, ff00::/8: HKReqs sent to a group are ignored
 
 Deliver = Callable[[bytes, Hashable, bytes], None]
+
+
+@dataclass(frozen=True)
+class UdpPeer:
+    """An MN over UDP (P9): the socket address its datagram came from."""
+
+    sockaddr: tuple[Any, ...]
+
+    @property
+    def source(self) -> bytes:
+        """The sender's address as 16 octets (IPv4 senders as ::ffff:a.b.c.d)."""
+        address = ipaddress.ip_address(str(self.sockaddr[0]).partition("%")[0])
+        if isinstance(address, ipaddress.IPv4Address):
+            return ipaddress.IPv6Address(f"::ffff:{address}").packed
+        return address.packed
+
+
+@dataclass(frozen=True)
+class RawPeer:
+    """An MN over raw IPv6: the packet's source address and the interface it arrived on
+    (IPV6_PKTINFO)."""
+
+    source: bytes
+    ifindex: int
+
+    @property
+    def source_text(self) -> str:
+        return str(ipaddress.IPv6Address(self.source))
+
+
+def bind_error(what: str, host: str, port: int | None, exc: OSError) -> OSError:
+    """An OSError whose text names the address and port (startup-failed, exit 3)."""
+    where = f"[{host}]:{port}" if port is not None else f"[{host}]"
+    why = "another process holds it" if exc.errno == errno.EADDRINUSE else exc.strerror
+    return OSError(exc.errno, f"{what} {where}: cannot bind: {why} ({exc.strerror})")
 
 
 @contextlib.contextmanager
@@ -89,8 +129,13 @@ class UdpTransport(asyncio.DatagramProtocol):
     def open_socket(listen: str, port: int) -> socket.socket:
         family = socket.AF_INET6 if ":" in listen else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((listen, port))
+        # No SO_REUSEADDR: a second hkp-ar on a taken port must fail to start, not share
+        # (and silently take part of) the first one's traffic.
+        try:
+            sock.bind((listen, port))
+        except OSError as exc:
+            sock.close()
+            raise bind_error("UDP", listen, port, exc) from None
         enlarge_receive_buffer(sock)
         sock.setblocking(False)
         return sock
@@ -105,15 +150,15 @@ class UdpTransport(asyncio.DatagramProtocol):
         host, port = self.transport.get_extra_info("sockname")[:2]
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self._deliver(data, ("udp", addr), self._ar_address)
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        self._deliver(data, UdpPeer(tuple(addr)), self._ar_address)
 
     def error_received(self, exc: Exception) -> None:
         log.debug("udp: %s", exc)
 
-    def send(self, peer: tuple[str, tuple[str, int]], wire: bytes) -> None:
+    def send(self, peer: UdpPeer, wire: bytes) -> None:
         if self.transport is not None:
-            self.transport.sendto(wire, peer[1])
+            self.transport.sendto(wire, peer.sockaddr)
 
 
 class LoopReader:
@@ -151,7 +196,11 @@ class RawTransport(LoopReader):
         sock.setsockopt(socket.IPPROTO_IPV6, IPV6_CHECKSUM, MH_CHECKSUM_OFFSET)
         sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
         if listen not in ("::", ""):
-            sock.bind((listen, 0))
+            try:
+                sock.bind((listen, 0))
+            except OSError as exc:
+                sock.close()
+                raise bind_error("raw IPv6", listen, None, exc) from None
         enlarge_receive_buffer(sock)
         sock.setblocking(False)
         return sock
@@ -177,10 +226,14 @@ class RawTransport(LoopReader):
                     destination, ifindex = PKTINFO.unpack(payload[: PKTINFO.size])
             if destination is None or destination[0] == MULTICAST_PREFIX:
                 continue
-            self._deliver(data, ("raw", address[0], ifindex), destination)
+            try:
+                sender = ipaddress.IPv6Address(address[0].partition("%")[0]).packed
+            except ValueError:
+                continue
+            self._deliver(data, RawPeer(sender, ifindex), destination)
 
-    def send(self, peer: tuple[str, str, int], source: bytes, wire: bytes) -> None:
-        _, address, ifindex = peer
+    def send(self, peer: RawPeer, source: bytes, wire: bytes) -> None:
+        address, ifindex = peer.source_text, peer.ifindex
         pktinfo = PKTINFO.pack(source, ifindex)
         try:
             self.sock.sendmsg(

@@ -48,7 +48,7 @@ def in_memory(count: int) -> None:
         started = time.perf_counter()
         node.request_key(AR_ID, now)
         for datagram in node.datagrams_to_send():
-            queue = list(ar.receive_hkreq(datagram.data, "mn", AR_ID, now))
+            queue = list(ar.receive_hkreq(datagram.data, "mn", AR_ID, now, now))
             while queue:
                 action = queue.pop(0)
                 if isinstance(action, ValidateCoA):
@@ -66,7 +66,7 @@ def in_memory(count: int) -> None:
                         decision.prf,
                         decision.timestamp,
                     )
-                    queue += ar.receive_radius_answer(action.ref, answer, now)
+                    queue += ar.receive_radius_answer(action.ref, answer, now, now)
                 elif isinstance(action, SendHKResp):
                     node.receive_datagram(action.wire, AR_ID, now)
         assert any(isinstance(e, KeyEstablished) for e in node.events())

@@ -161,6 +161,10 @@ class Lab:
             f"port = {self.ar_port}",
             "[raw]",
             f"enabled = {'yes' if raw else 'no'}",
+            "[policy]",
+            # Until hkp-mn names its own CoA by default (issue 16, MN side): the AR's
+            # default accepts the NULL CoA only for §6.5 refreshes. Drop with that change.
+            "accept_null_coa = yes",
             "[coa_validation]",
             "mode = permissive",
             "[log]",

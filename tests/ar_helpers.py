@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import itertools
+import time
 
 from hkp_radius import crypto
 from hkp_radius.constants import PRF, MacAlgorithm, MacSubtype, NonceSubtype
 from hkp_radius.wire.messages import HKReq, HKResp, decode_message
+from hkp_radius.wire.ntp import to_ntp
 from hkp_radius.wire.options import (
     HandoverNonce,
     MacOption,
@@ -25,6 +28,16 @@ HMK2 = bytes(range(100, 164))
 AR_ID = ipaddress.IPv6Address("2001:db8::1").packed
 COA = ipaddress.IPv6Address("2001:db8::100").packed
 COA2 = ipaddress.IPv6Address("2001:db8::200").packed
+
+
+_stamps = itertools.count(1)
+
+
+def wall_stamp() -> int:
+    """An NTP timestamp of the real clock, for requests to a real AR and HKS: strictly
+    increasing within this process (a counter in the low fraction bits), as the HKS's
+    and the AR's replay checks (P5, P6) want of one MN's requests."""
+    return to_ntp(time.time(), next(_stamps) & 0xFFFF, 16)
 
 
 def ip6(text: str) -> bytes:

@@ -190,7 +190,7 @@ class ThreeRoles:
                 if lose:
                     lose -= 1
                     continue
-                queue = list(self.ar.receive_hkreq(datagram.data, "mn", datagram.ar_id, now))
+                queue = list(self.ar.receive_hkreq(datagram.data, "mn", datagram.ar_id, now, now))
                 while queue:
                     action = queue.pop(0)
                     self.ar_actions.append(action)
@@ -217,7 +217,7 @@ class ThreeRoles:
                             answer = HKSReject(decision.response_header, decision.status)
                         else:
                             answer = HKSReject()
-                        queue += self.ar.receive_radius_answer(action.ref, answer, now)  # type: ignore[arg-type]
+                        queue += self.ar.receive_radius_answer(action.ref, answer, now, now)  # type: ignore[arg-type]
                     elif isinstance(action, SendHKResp):
                         mn.receive_datagram(action.wire, action.ar_address, now)
         return list(mn.events())

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from .config import COA_CHECK_TIMEOUT, HKS_DEADLINE, MAX_RECORDS, ARConfig
+from .config import (
+    COA_CHECK_TIMEOUT,
+    HKS_DEADLINE,
+    MAX_RECORDS,
+    RESPONSE_CACHE_TIME,
+    RETRANS_RATE,
+    TRANS_RATE,
+    ARConfig,
+    NullCoA,
+)
 from .events import (
     Action,
     CancelAccessRequest,
@@ -20,14 +29,18 @@ from .events import (
 )
 from .keys import SPI_DRAW_ATTEMPTS, KeyTable, StoredKey
 from .role import AccessRouter
-from .state import TRANSITIONS, Do, Input, State, transition
+from .state import REASONS, TRANSITIONS, Do, Input, State, transition
 
 __all__ = [
     "COA_CHECK_TIMEOUT",
     "HKS_DEADLINE",
     "MAX_RECORDS",
+    "REASONS",
+    "RESPONSE_CACHE_TIME",
+    "RETRANS_RATE",
     "SPI_DRAW_ATTEMPTS",
     "TRANSITIONS",
+    "TRANS_RATE",
     "ARConfig",
     "AccessRouter",
     "Action",
@@ -41,6 +54,7 @@ __all__ = [
     "HKSReject",
     "Input",
     "KeyTable",
+    "NullCoA",
     "Outcome",
     "SendAccessRequest",
     "SendHKResp",

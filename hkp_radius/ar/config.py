@@ -1,7 +1,8 @@
-"""The AR role's settings (hkp_radius.ar), each with the draft rule it tunes."""
+"""The AR role's settings (hkp_radius.ar), each with the draft or profile rule it tunes."""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from hkp_radius import crypto
@@ -10,7 +11,9 @@ from hkp_radius.constants import (
     HK_DEFAULT_LIFETIME,
     HK_MAX_LIFETIME,
     HKEY_REQ_TOUT,
+    N_HO_KEYTRIES,
     RETRANS_RATE_INTERVAL,
+    TIMESTAMP_WINDOW,
     CodePoints,
     MacAlgorithm,
 )
@@ -25,16 +28,32 @@ HKS_DEADLINE = 30.0
 # Requests held at once (pending or cached). Every one costs an Access-Request, and an
 # MN-HKS MAC cannot be checked at the AR, so an unauthenticated flood is bounded here.
 MAX_RECORDS = 4096
+# P10 (v1.1): the answer is kept as long as the MN may still retransmit.
+RESPONSE_CACHE_TIME = N_HO_KEYTRIES * HKEY_REQ_TOUT
+# P10 (v1.1) RETRANS_RATE: at most 2 re-sent answers per second for one request (and
+# at most one per copy received); TRANS_RATE: one answer per second to a returning MN.
+RETRANS_RATE = 2.0
+TRANS_RATE = 1.0 / RETRANS_RATE_INTERVAL
+
+
+class NullCoA(enum.Enum):
+    """When the AR accepts the NULL Key CoA (draft §6.5, docs/decisions.md)."""
+
+    NEVER = "no"  # every request names its CoA
+    REFRESH = "refresh"  # §6.5 only: a refresh by an MN that holds a key here
+    ALWAYS = "yes"  # any request (labs; binds no CoA, so §7.4 never applies)
 
 
 @dataclass(frozen=True)
 class ARConfig:
     require_timestamp: bool = False  # §6.3: "If the AR expects timestamp-based replay ..."
-    accept_null_coa: bool = True  # §6.5: indirect exchanges set the CoA to NULL
+    null_coa: NullCoA = NullCoA.REFRESH  # §6.5: indirect refreshes set the CoA to NULL
     default_lifetime: int = HK_DEFAULT_LIFETIME  # when the HKS sends no HKP-Key-Lifetime
     max_lifetime: int = HK_MAX_LIFETIME  # the AR's own cap on a key's lifetime
-    response_cache_time: float = HKEY_REQ_TOUT  # §6.3: buffer for HKEY_REQ_TOUT
-    retransmit_interval: float = RETRANS_RATE_INTERVAL  # RETRANS_RATE and TRANS_RATE
+    response_cache_time: float = RESPONSE_CACHE_TIME  # P10: 3 s after the answer
+    retrans_rate: float = RETRANS_RATE  # P10: re-sent answers per second, per request
+    trans_rate: float = TRANS_RATE  # P10: answers per second to one returning MN
+    timestamp_window: float = TIMESTAMP_WINDOW  # P6/P10: ±7 s for a V request
     coa_check_timeout: float = COA_CHECK_TIMEOUT
     hks_deadline: float = HKS_DEADLINE
     max_records: int = MAX_RECORDS
@@ -46,11 +65,29 @@ class ARConfig:
             raise ConfigError(f"default_lifetime must be 1-{HK_MAX_LIFETIME} seconds")
         if not 1 <= self.max_lifetime <= HK_MAX_LIFETIME:
             raise ConfigError(f"max_lifetime must be 1-{HK_MAX_LIFETIME} seconds")
-        times = ("response_cache_time", "retransmit_interval", "coa_check_timeout", "hks_deadline")
-        for name in times:
+        positive = (
+            "response_cache_time",
+            "retrans_rate",
+            "trans_rate",
+            "timestamp_window",
+            "coa_check_timeout",
+            "hks_deadline",
+        )
+        for name in positive:
             if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be a positive number of seconds")
+                raise ConfigError(f"{name} must be a positive number")
         if self.max_records < 1:
             raise ConfigError("max_records must be at least 1")
+        if not isinstance(self.null_coa, NullCoA):
+            raise ConfigError("null_coa must be a NullCoA (no, refresh or yes)")
         if not crypto.supported_mac_algorithm(self.default_mac_algorithm):
             raise ConfigError("default_mac_algorithm must be 1 (HMAC-SHA1) or 2 (HMAC-SHA256)")
+
+    @property
+    def retrans_interval(self) -> float:
+        """Least time between two re-sends of one cached answer."""
+        return 1.0 / self.retrans_rate
+
+    @property
+    def trans_interval(self) -> float:
+        return 1.0 / self.trans_rate

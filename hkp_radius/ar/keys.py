@@ -1,7 +1,12 @@
 """The AR's handover keys in memory: by SPI, by NAI (P6) and by bound CoA (§6.3, §7.4).
 
 Pure bookkeeping, no I/O: the AR role changes it and emits StoreKey / DeleteKey
-actions so that an adapter can persist each change.
+outputs so that an adapter can persist each change.
+
+Two clocks (the role API convention): a StoredKey carries its expiry as wall-clock
+Unix seconds (`expires_at`) because that is what a key store persists across a
+restart; the table keeps each key's in-memory deadline on the monotonic clock, which
+is what `next_expiry()` / `pop_expired(now)` compare with.
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ SPI_DRAW_ATTEMPTS = 64
 class StoredKey:
     """One HK at the AR (§6.3: "store the handover key ... along with the CoA and MN ID
     and index it additionally with an SPI"). `expires_at` is wall-clock (Unix) seconds
-    so that a key store survives a restart (until the lifetime ends)."""
+    so that a key store survives a restart (until the lifetime ends). `last_timestamp`
+    is P6's freshness mark: the NTP timestamp of the HKReq that created the key, then
+    of each accepted V request (None while no timestamped request was seen)."""
 
     spi: int
     nai: bytes
@@ -32,14 +39,13 @@ class StoredKey:
     expires_at: float
     prf: int
     ar_address: bytes
-
-    def remaining_lifetime(self, now: float) -> float:
-        return self.expires_at - now
+    last_timestamp: int | None = None
 
 
 class KeyTable:
     def __init__(self) -> None:
         self._by_spi: dict[int, StoredKey] = {}
+        self._deadline: dict[int, float] = {}  # monotonic end of each key's lifetime
         self._by_nai: dict[bytes, set[int]] = {}
         self._by_coa: dict[bytes, int] = {}
         self._expiries: list[tuple[float, int]] = []  # lazy heap: entries may be stale
@@ -53,11 +59,19 @@ class KeyTable:
     def get(self, spi: int) -> StoredKey | None:
         return self._by_spi.get(spi)
 
+    def deadline(self, spi: int) -> float | None:
+        """The monotonic time key `spi` expires at."""
+        return self._deadline.get(spi)
+
+    def alive(self, spi: int, now: float) -> bool:
+        deadline = self._deadline.get(spi)
+        return deadline is not None and deadline > now
+
     def for_nai(self, nai: bytes, now: float) -> list[StoredKey]:
         """P6: the unexpired keys of `nai`, newest first."""
-        keys = [self._by_spi[spi] for spi in self._by_nai.get(nai, ())]
-        live = [key for key in keys if key.expires_at > now]
-        return sorted(live, key=lambda key: key.expires_at, reverse=True)
+        spis = [spi for spi in self._by_nai.get(nai, ()) if self._deadline[spi] > now]
+        spis.sort(key=lambda spi: self._deadline[spi], reverse=True)
+        return [self._by_spi[spi] for spi in spis]
 
     def holder_of(self, coa: bytes) -> StoredKey | None:
         """The key the CoA is bound to, if any."""
@@ -72,28 +86,35 @@ class KeyTable:
                 return spi
         raise LocalProtocolError("no free SPI after repeated draws: the key table is full")
 
-    def add(self, key: StoredKey) -> list[StoredKey]:
-        """Insert `key`; returns other keys changed by it (a CoA moves to the new key)."""
+    def add(self, key: StoredKey, deadline: float) -> list[StoredKey]:
+        """Insert `key`, alive until monotonic `deadline`; returns other keys changed by
+        it (a CoA moves to the new key)."""
         if key.spi in self._by_spi:
             raise LocalProtocolError(f"SPI {key.spi} is already in use")
         changed = self._release_coa(key.care_of_address, key.spi)
         self._by_spi[key.spi] = key
+        self._deadline[key.spi] = deadline
         self._by_nai.setdefault(key.nai, set()).add(key.spi)
         if key.care_of_address is not None:
             self._by_coa[key.care_of_address] = key.spi
-        heapq.heappush(self._expiries, (key.expires_at, key.spi))
+        heapq.heappush(self._expiries, (deadline, key.spi))
         return changed
 
-    def bind(self, spi: int, coa: bytes) -> list[StoredKey]:
-        """§6.3.1: record `coa` as the address of key `spi`; returns every changed key."""
+    def bind(self, spi: int, coa: bytes | None, timestamp: int | None) -> list[StoredKey]:
+        """§6.3.1: record `coa` as the address of key `spi` (None: keep the binding) and
+        P6: `timestamp` as its last accepted timestamp; returns every changed key."""
         key = self._by_spi[spi]
-        changed = self._release_coa(coa, spi)
-        if key.care_of_address is not None and key.care_of_address != coa:
-            self._by_coa.pop(key.care_of_address, None)
-        bound = replace(key, care_of_address=coa)
-        self._by_spi[spi] = bound
-        self._by_coa[coa] = spi
-        return [*changed, bound]
+        changed: list[StoredKey] = []
+        if coa is not None:
+            changed = self._release_coa(coa, spi)
+            if key.care_of_address is not None and key.care_of_address != coa:
+                self._by_coa.pop(key.care_of_address, None)
+            self._by_coa[coa] = spi
+            key = replace(key, care_of_address=coa)
+        if timestamp is not None:
+            key = replace(key, last_timestamp=timestamp)
+        self._by_spi[spi] = key
+        return [*changed, key]
 
     def unbind_coa(self, coa: bytes) -> list[StoredKey]:
         """§6.3: "disassociate the key and the corresponding CoA"."""
@@ -103,6 +124,7 @@ class KeyTable:
         key = self._by_spi.pop(spi, None)
         if key is None:
             return None
+        del self._deadline[spi]
         spis = self._by_nai.get(key.nai)
         if spis is not None:
             spis.discard(spi)
@@ -115,8 +137,7 @@ class KeyTable:
     def next_expiry(self) -> float | None:
         while self._expiries:
             when, spi = self._expiries[0]
-            key = self._by_spi.get(spi)
-            if key is not None and key.expires_at == when:
+            if self._deadline.get(spi) == when:
                 return when
             heapq.heappop(self._expiries)  # stale entry
         return None
@@ -131,14 +152,15 @@ class KeyTable:
                 expired.append(key)
         return expired
 
-    def load(self, keys: Iterable[StoredKey], now: float) -> list[StoredKey]:
-        """Restore persisted keys; returns those already expired (to delete)."""
+    def load(self, keys: Iterable[StoredKey], now: float, wall: float) -> list[StoredKey]:
+        """Restore persisted keys: each lives on for what is left of its wall-clock
+        lifetime, counted from monotonic `now`. Returns those already expired (to delete)."""
         expired = []
         for key in sorted(keys, key=lambda k: k.expires_at):
-            if key.expires_at <= now:
+            if key.expires_at <= wall:
                 expired.append(key)
             elif key.spi not in self._by_spi:  # a store keyed by SPI has no duplicates
-                self.add(key)
+                self.add(key, now + (key.expires_at - wall))
         return expired
 
     def _release_coa(self, coa: bytes | None, new_holder: int | None) -> list[StoredKey]:

@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from ar_proxy import keystore
 from hkp_radius.ar.keys import StoredKey
 from hkp_support.freeradius import FREERADIUS, FreeRadiusInstance
 from tests.ar_helpers import HMK, HMK2, NAI, NAI2
@@ -117,11 +118,15 @@ def config_text(
 class ArProcess:
     """One `hkp-ar` subprocess, its JSON log and its key store."""
 
-    def __init__(self, work: Path, config: str, netns: str | None = None) -> None:
+    def __init__(
+        self, work: Path, config: str, netns: str | None = None, log_file: Path | None = None
+    ) -> None:
         self.work = work
         self.config_path = work / "hkp-ar.conf"
         self.config_path.write_text(config)
-        self.log_path = work / "hkp-ar.log"
+        # With [log] file the JSON lines go there and standard error to hkp-ar.out.
+        self.log_path = log_file or work / "hkp-ar.log"
+        self.output_path = work / "hkp-ar.out" if log_file else self.log_path
         self.key_store = work / "keys.sqlite"
         self.netns = netns
         self.process: subprocess.Popen[bytes] | None = None
@@ -129,8 +134,8 @@ class ArProcess:
         self._offset = 0
 
     def start(self) -> ArProcess:
-        self._log = open(self.log_path, "ab")
-        self._offset = self.log_path.stat().st_size
+        self._log = open(self.output_path, "ab")
+        self._offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ar_proxy", "-c", str(self.config_path)],
             cwd=REPO,
@@ -180,6 +185,8 @@ class ArProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def events(self, since_start: bool = False, name: str | None = None) -> list[dict[str, Any]]:
+        if not self.log_path.exists():
+            return []
         text = self.log_path.read_bytes()[self._offset if since_start else 0 :].decode(
             errors="replace"
         )
@@ -217,16 +224,8 @@ class ArProcess:
         if not self.key_store.exists():
             return []
         with sqlite3.connect(self.key_store) as db:
-            rows = db.execute(
-                "SELECT spi, nai, hk, care_of_address, expires_at, prf, ar_address "
-                "FROM handover_keys"
-            ).fetchall()
-        return [
-            StoredKey(
-                spi, bytes(nai), bytes(hk), None if coa is None else bytes(coa), exp, prf, bytes(ar)
-            )
-            for spi, nai, hk, coa, exp, prf, ar in rows
-        ]
+            rows = db.execute(keystore.SELECT).fetchall()
+        return [keystore.key_from_row(tuple(row)) for row in rows]
 
 
 class MobileNodeSocket:
@@ -295,7 +294,12 @@ def start_ar(ar_hks: FreeRadiusInstance) -> Iterator[Callable[..., ArProcess]]:
             work = temp_dir("hkp-ar-")
             dirs.append(work)
         targets = servers if servers is not None else [(ar_hks.address, ar_hks.port)]
-        process = ArProcess(work, config_text(work / "keys.sqlite", targets, sections, **kw))
+        log_file = (sections or {}).get("log", {}).get("file")
+        process = ArProcess(
+            work,
+            config_text(work / "keys.sqlite", targets, sections, **kw),
+            log_file=Path(log_file) if log_file else None,
+        )
         started.append(process)
         return process.start()
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ar_proxy.config import load_config
+from hkp_radius.ar.config import ARConfig, NullCoA
 from hkp_radius.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,9 +37,11 @@ def test_example_config_is_valid(tmp_path: Path) -> None:
     text = EXAMPLE.read_text().replace("/var/lib/hkp-ar/keys.sqlite", str(tmp_path / "k.sqlite"))
     config = load_config(write(tmp_path, text))
     assert config.udp_port == 54135 and config.udp_enabled and not config.raw_enabled
-    assert config.coa_mode == "neighbour" and config.role.response_cache_time == 1.0
+    assert config.coa_mode == "neighbour" and config.role.response_cache_time == 3.0
     assert [s.name for s in config.realms["example.net"].servers] == ["hks1", "hks2"]
     assert config.role.hks_deadline == 3.0 + 3.0 + 5.0
+    assert config.role.null_coa is NullCoA.REFRESH and config.match_source
+    assert config.role == ARConfig(hks_deadline=config.role.hks_deadline)  # the defaults
 
 
 def test_realm_selection_like_proxy_conf(tmp_path: Path) -> None:
@@ -69,6 +72,14 @@ def test_realm_selection_like_proxy_conf(tmp_path: Path) -> None:
         (("secret = s\n", ""), "[home_server a]: secret is required"),
         (("[ar]", "[policy]\nhks_deadline = 2\n[ar]"), "hks_deadline = '2': must exceed"),
         (("[ar]", "[policy]\nmax_lifetime = 0\n[ar]"), "[policy] max_lifetime = '0'"),
+        (
+            ("[ar]", "[policy]\naccept_null_coa = sometimes\n[ar]"),
+            "[policy] accept_null_coa = 'sometimes': write refresh",
+        ),
+        (
+            ("[ar]", "[policy]\nretransmit_interval = 1\n[ar]"),
+            "unknown setting 'retransmit_interval'",
+        ),
         (("[ar]", "[coa_validation]\nmode = trusting\n[ar]"), "mode = 'trusting': write one of"),
         (("[ar]", "[coa_validation]\nmode = static\n[ar]"), "static_table is required"),
         (

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -13,9 +15,9 @@ from pyrad import packet as rpacket
 from pyrad.dictionary import Dictionary
 
 from ar_proxy.config import PACKAGED_DICTIONARY
-from hkp_radius.constants import NULL_COA, Status
+from hkp_radius.constants import Status
 from hkp_support.freeradius import FreeRadiusInstance
-from tests.ar_helpers import COA, NAI, build_hkreq, decode_hkresp, verified_hkresp
+from tests.ar_helpers import COA, NAI, build_hkreq, decode_hkresp, verified_hkresp, wall_stamp
 
 from .ar_fixtures import ArProcess, Blackhole, MobileNodeSocket, wait_until
 
@@ -38,14 +40,14 @@ def test_first_server_down_success_through_second_within_budget(
     ar = start_ar(servers=[dead, (ar_hks.address, ar_hks.port)], response_window=0.3, retries=1)
     mn = MobileNodeSocket(ar.udp_port)
     try:
-        reply = mn.exchange(build_hkreq(message_id=41, coa=NULL_COA), timeout=5.0)
+        reply = mn.exchange(build_hkreq(message_id=41, coa=COA), timeout=5.0)
         verified_hkresp(reply, message_id=41)
         event = ar.wait_event(event="exchange", outcome="issued", message_id=41)
         budget_ms = 0.3 * 2 * 1000  # first server: (retries + 1) x response_window
         assert budget_ms * 0.9 <= event["ms"] <= budget_ms + 1500
         assert blackholes[0].drain() == 2  # sent, retransmitted once, then failed over
         # The silent server is now tried last (revive_interval): the next one is quick.
-        verified_hkresp(mn.exchange(build_hkreq(message_id=42, coa=NULL_COA)), message_id=42)
+        verified_hkresp(mn.exchange(build_hkreq(message_id=42, coa=COA)), message_id=42)
         assert ar.wait_event(event="exchange", message_id=42)["ms"] < budget_ms
     finally:
         mn.close()
@@ -59,7 +61,7 @@ def test_unreachable_first_server_fails_over_to_second(
     ar = start_ar(servers=[("fe80::1", 1812), (ar_hks.address, ar_hks.port)])
     mn = MobileNodeSocket(ar.udp_port)
     try:
-        reply = mn.exchange(build_hkreq(message_id=49, coa=NULL_COA), timeout=5.0)
+        reply = mn.exchange(build_hkreq(message_id=49, coa=COA), timeout=5.0)
         verified_hkresp(reply, message_id=49)
         ar.wait_event(event="exchange", outcome="issued", message_id=49)
         assert not [e for e in ar.events() if e.get("level") == "error"]
@@ -76,7 +78,7 @@ def test_all_servers_down_mn_gets_nothing_and_ar_keeps_no_state(
     ar = start_ar(servers=servers, response_window=0.2, retries=1)
     mn = MobileNodeSocket(ar.udp_port)
     try:
-        wire = build_hkreq(message_id=43, coa=NULL_COA)
+        wire = build_hkreq(message_id=43, coa=COA)
         mn.send(wire)
         ar.wait_event(event="exchange", outcome="hks-silent", message_id=43)
         assert mn.pending() == [] and ar.stored_keys() == []
@@ -92,15 +94,16 @@ def test_all_servers_down_mn_gets_nothing_and_ar_keeps_no_state(
 
 
 def test_restart_keeps_keys_until_lifetime_ends(start_ar: Callable[..., ArProcess]) -> None:
-    """Must-show 5: after hkp-ar restarts, a V request for a key it issued still verifies;
-    once the lifetime ends the key is deleted and the same request gets HK_VERIFY_FAILED."""
-    ar = start_ar(sections={"policy": {"max_lifetime": 4}})
+    """Must-show 5 (issue 4), R67: after hkp-ar restarts, a V request for a key it issued
+    still verifies; a key whose lifetime ended while the AR was down is deleted at start
+    and the same MN gets HK_VERIFY_FAILED. The lifetime's end is injected (the stored
+    wall-clock expiry moved into the past), not waited for: the role's expiry timer is
+    shown with injected time in tests/test_ar_role.py::test_keys_deleted_when_lifetime_ends."""
+    ar = start_ar()
     mn = MobileNodeSocket(ar.udp_port)
     try:
-        response, hk = verified_hkresp(
-            mn.exchange(build_hkreq(message_id=44, coa=COA)), message_id=44
-        )
-        assert response.lifetime == 4
+        request = build_hkreq(message_id=44, coa=COA, timestamp=wall_stamp())
+        response, hk = verified_hkresp(mn.exchange(request), message_id=44)
         ar.wait_stored(response.spi)
         assert ar.stop() == 0  # SIGTERM: clean exit, writes committed
         assert ar.events(name="stopped")
@@ -108,13 +111,26 @@ def test_restart_keeps_keys_until_lifetime_ends(start_ar: Callable[..., ArProces
         assert ar.ready["keys"] == 1
         mn.close()
         mn = MobileNodeSocket(ar.udp_port)
-        returning = build_hkreq(message_id=45, verify=True, with_hks_mac=False, hk=hk, coa=COA)
+        returning = build_hkreq(
+            message_id=45, verify=True, with_hks_mac=False, hk=hk, coa=COA, timestamp=wall_stamp()
+        )
         verified = decode_hkresp(mn.exchange(returning))
         assert (
             verified.verify and verified.spi == response.spi and verified.status == Status.SUCCESS
         )
-        ar.wait_event(event="key-deleted", spi=response.spi, timeout=10.0)
-        again = build_hkreq(message_id=46, verify=True, with_hks_mac=False, hk=hk, coa=COA)
+        stored = ar.wait_stored(response.spi)[0]
+        assert stored.last_timestamp is not None  # P6: the accepted V's timestamp, persisted
+        assert ar.stop() == 0
+        with sqlite3.connect(ar.key_store) as db:  # the lifetime ends while the AR is down
+            db.execute("UPDATE handover_keys SET expires_at = ?", (time.time() - 1,))
+        ar.start()
+        assert ar.ready["keys"] == 0
+        ar.wait_event(event="key-deleted", spi=response.spi, reason="expired")
+        again = build_hkreq(
+            message_id=46, verify=True, with_hks_mac=False, hk=hk, coa=COA, timestamp=wall_stamp()
+        )
+        mn.close()
+        mn = MobileNodeSocket(ar.udp_port)
         assert decode_hkresp(mn.exchange(again)).status == Status.HK_VERIFY_FAILED
         wait_until(lambda: ar.stored_keys() == [], 5.0, "the key gone from the store")
     finally:
@@ -179,7 +195,7 @@ def test_replies_without_valid_authenticators_are_ignored(
         ar = start_ar(servers=servers, response_window=0.5, retries=0)
         mn = MobileNodeSocket(ar.udp_port)
         try:
-            verified_hkresp(mn.exchange(build_hkreq(message_id=47, coa=NULL_COA)), message_id=47)
+            verified_hkresp(mn.exchange(build_hkreq(message_id=47, coa=COA)), message_id=47)
             event = ar.wait_event(event="exchange", outcome="issued", message_id=47)
             assert event["ms"] >= 450  # the forged replies did not end the first attempt
             dropped = [

@@ -1,0 +1,153 @@
+"""hkp-ar's adapter owns what it starts (issue 8): shutdown cancels and awaits its CoA
+tasks, RadiusClient.close cancels and awaits its requests, log lines are written off the
+event loop, and the key store never closes its connection under a live writer thread.
+In process, with real sockets on loopback and a real SQLite file; no root needed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import threading
+from collections.abc import Hashable, Iterator
+from pathlib import Path
+
+import pytest
+from pyrad.dictionary import Dictionary
+
+from ar_proxy import logs
+from ar_proxy.config import PACKAGED_DICTIONARY, HomeServer, Realm, load_config
+from ar_proxy.daemon import ARDaemon
+from ar_proxy.keystore import SqliteKeyStore
+from ar_proxy.radius_client import RadiusClient
+from ar_proxy.transports import UdpPeer
+from hkp_radius.ar.events import SendAccessRequest
+from hkp_radius.ar.keys import StoredKey
+from tests.ar_helpers import AR_ID, COA, NAI, build_hkreq, ip6, wall_stamp
+from tests.integration.ar_fixtures import Blackhole, config_text
+
+
+@pytest.fixture
+def blackhole() -> Iterator[Blackhole]:
+    hole = Blackhole()
+    yield hole
+    hole.close()
+
+
+class NeverAnswers:
+    """A CoA validator that never answers (a stuck lookup): only cancellation ends it."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.cancelled = False
+
+    async def validate(self, coa: bytes, nai: bytes, peer: Hashable) -> bool:
+        self.started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+def test_stop_cancels_and_awaits_coa_checks(tmp_path: Path, blackhole: Blackhole) -> None:
+    config_path = tmp_path / "hkp-ar.conf"
+    config_path.write_text(config_text(tmp_path / "keys.sqlite", [("127.0.0.1", blackhole.port)]))
+
+    async def run() -> tuple[NeverAnswers, list[bool]]:
+        daemon = ARDaemon(load_config(config_path))
+        await daemon.start()
+        validator = NeverAnswers()
+        daemon.validator = validator
+        wire = build_hkreq(coa=ip6("::1"), timestamp=wall_stamp())
+        daemon._datagram(wire, UdpPeer(("::1", 5000, 0, 0)), AR_ID)
+        await asyncio.wait_for(validator.started.wait(), 5.0)
+        tasks = list(daemon._tasks)
+        await daemon.stop()
+        return validator, [task.done() for task in tasks]  # before asyncio.run's own cleanup
+
+    validator, done = asyncio.run(run())
+    assert done == [True] and validator.cancelled
+
+
+def test_radius_client_close_cancels_and_awaits_requests(blackhole: Blackhole) -> None:
+    timeouts: list[int] = []
+
+    async def run() -> list[bool]:
+        client = RadiusClient(
+            Dictionary(str(PACKAGED_DICTIONARY)), lambda ref, answer: None,
+            lambda ref, reason: timeouts.append(ref),
+        )  # fmt: skip
+        server = HomeServer("hole", "127.0.0.1", blackhole.port, b"secret", 5.0, 3)
+        realm = Realm("example.net", (server,))
+        for ref in (1, 2):
+            client.send(SendAccessRequest(ref, NAI, build_hkreq(), AR_ID, COA), realm)
+        await asyncio.sleep(0)  # let both start
+        tasks = [flight.task for flight in client._flights.values() if flight.task]
+        client.cancel(1)  # cancelled earlier: close() awaits it too
+        await client.close()
+        return [task.done() for task in tasks]  # before asyncio.run's own cleanup
+
+    assert asyncio.run(run()) == [True, True] and timeouts == []
+
+
+def test_log_lines_are_written_off_the_event_loop(tmp_path: Path) -> None:
+    writers: list[int] = []
+
+    class Recording(logs.ReopeningFileHandler):
+        def emit(self, record: logging.LogRecord) -> None:
+            writers.append(threading.get_ident())
+            super().emit(record)
+
+    sink = logs.setup_logging(str(tmp_path / "ar.log"), "info")
+    recording = Recording(str(tmp_path / "ar.log"))
+    recording.setFormatter(logs.JsonFormatter())
+    sink.listener.handlers = (recording,)
+    sink.handler.close()
+    sink.handler = recording
+
+    async def on_the_loop() -> int:
+        logs.emit(logging.INFO, "exchange", nai="alice@example.net")
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logs.log.exception("internal error")
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(on_the_loop())
+    sink.stop()
+    text = (tmp_path / "ar.log").read_text()
+    assert writers and loop_thread not in writers
+    assert '"event": "exchange"' in text and "ValueError: boom" in text
+
+
+def stored_key(spi: int) -> StoredKey:
+    return StoredKey(spi, NAI, bytes(20), COA, 2_000_000_000.0, 1, AR_ID, 1 << 63)
+
+
+def test_key_store_is_never_closed_under_a_live_writer(tmp_path: Path) -> None:
+    """A writer blocked by another connection's lock: close(timeout) returns without
+    closing the connection; the writer commits once the lock goes and then closes it."""
+    path = tmp_path / "keys.sqlite"
+    store = SqliteKeyStore(str(path))
+    store.start()
+    writer = store._thread
+    assert writer is not None
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    store.store(stored_key(300))
+    assert store.close(timeout=0.05) is False  # the writer waits for the lock
+    assert writer.is_alive()
+    blocker.execute("COMMIT")
+    blocker.close()
+    writer.join(10)
+    assert not writer.is_alive()
+    reopened = SqliteKeyStore(str(path))
+    try:
+        assert reopened.load() == [stored_key(300)]  # committed, 64-bit timestamp intact
+    finally:
+        reopened.close()
