@@ -62,10 +62,11 @@ def build_hkreq(
     ]
     if timestamp is not None:
         options.append(Timestamp(timestamp))
-    if with_mac:
-        options.append(MacOption(MacSubtype.MN_HKS, mac_algorithm))
+    known = crypto.supported_mac_algorithm(mac_algorithm)
+    if with_mac:  # an algorithm nobody implements gets a made-up AUTH
+        options.append(MacOption(MacSubtype.MN_HKS, mac_algorithm, b"" if known else bytes(20)))
     request = HKReq(message_id, False, prf, CARE_OF_ADDRESS, tuple(options))
-    if with_mac:
+    if with_mac and known:
         hik = sign_with or crypto.derive_hik(hmk, prf, message_id, mac_algorithm)
         wire = crypto.sign_message(request, {MacSubtype.MN_HKS: hik})
     else:
