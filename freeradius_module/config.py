@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from hkp_radius.constants import CODE_POINT_SETTINGS, PRF, CodePoints, MacAlgorithm
 from hkp_radius.errors import ConfigError
+from hkp_radius.hks.log_summary import DEFAULT_SUMMARY_INTERVAL
 from hkp_radius.hks.role import HKSPolicy, parse_algorithm
 
 DEFAULT_REPLAY_DB = "/var/lib/freeradius/hkp_hks_replay.sqlite"
@@ -23,8 +24,11 @@ KNOWN_ITEMS = {
     "key_lifetime",
     "hk_length",
     "replay_db",
+    "log_summary_interval",
     *CODE_POINT_SETTINGS,
 }
+# A summary line per hour at most would hide an attack for too long to be useful.
+MAX_SUMMARY_INTERVAL = 3600.0
 TRUE_WORDS = {"yes", "true", "on", "1"}
 FALSE_WORDS = {"no", "false", "off", "0"}
 
@@ -33,6 +37,7 @@ FALSE_WORDS = {"no", "false", "off", "0"}
 class ModuleConfig:
     policy: HKSPolicy
     replay_db: str
+    log_summary_interval: float = DEFAULT_SUMMARY_INTERVAL
 
 
 def _flat(config: Mapping[str, object]) -> dict[str, str]:
@@ -133,4 +138,9 @@ def parse_module_config(config: Mapping[str, object]) -> ModuleConfig:
     replay_db = items.get("replay_db", DEFAULT_REPLAY_DB)
     if not replay_db.startswith("/"):
         raise ConfigError(f"hkp_hks config: replay_db = {replay_db!r} must be an absolute path")
-    return ModuleConfig(policy, replay_db)
+    interval = float(_number(items, "log_summary_interval", DEFAULT_SUMMARY_INTERVAL, float))
+    if not 0 <= interval <= MAX_SUMMARY_INTERVAL:
+        raise ConfigError(
+            f"hkp_hks config: log_summary_interval = {interval}: 0-{MAX_SUMMARY_INTERVAL:.0f} s"
+        )
+    return ModuleConfig(policy, replay_db, interval)

@@ -22,11 +22,11 @@ from freeradius_module.config import parse_module_config
 from freeradius_module.replay_sqlite import SQLiteReplayStore
 from hkp_radius.crypto import salt
 from hkp_radius.errors import ConfigError, DecodeError, HKPError
+from hkp_radius.hks.log_summary import DecisionLog, LogLine, Severity
 from hkp_radius.hks.role import (
     Accept,
     Decision,
     Discard,
-    DiscardReason,
     HKSPolicy,
     HKSRequest,
     Reject,
@@ -52,6 +52,10 @@ _state: dict[str, Any] = {}
 Pairs = Iterable[tuple[str, str]]
 Seal = Callable[[bytes], bytes]
 
+MISSING_USER_NAME_COPY = (
+    f"control:{attrs.USER_NAME_OCTETS} is missing: call policy hkp_hks_select in "
+    "authorize (see sites-available/hkp_hks), which copies the User-Name's octets"
+)
 MISSING_SALT_INPUTS = (
     f"control:{attrs.RADIUS_SECRET} or control:{attrs.REQUEST_AUTHENTICATOR} is missing "
     "or malformed, so the HK cannot be salt-encrypted: call policy hkp_hks_salt_inputs "
@@ -72,6 +76,7 @@ def instantiate(config: object = None) -> int:
         module_config = parse_module_config(source if isinstance(source, dict) else {})
         _state["policy"] = module_config.policy
         _state["replay"] = SQLiteReplayStore(module_config.replay_db)
+        _state["log"] = DecisionLog(module_config.log_summary_interval)
     except ConfigError as exc:
         _log(L_ERR, f"cannot start: {exc}")
         return -1
@@ -85,6 +90,9 @@ def instantiate(config: object = None) -> int:
 
 
 def detach(_: object = None) -> int:
+    log = _state.pop("log", None)
+    if log is not None:
+        _write(log.flush(time.monotonic()))
     replay = _state.pop("replay", None)
     if replay is not None:
         replay.close()
@@ -95,45 +103,70 @@ def _values(pairs: Pairs, name: str) -> list[str]:
     return [value for key, value in pairs if key == name]
 
 
-def _first(pairs: Pairs, name: str) -> str | None:
-    values = _values(pairs, name)
-    return values[0] if values else None
+def _octets_or_none(text: str, what: str) -> bytes | None:
+    try:
+        return attrs.from_hex(text, what)
+    except DecodeError:
+        return None
+
+
+class MissingUserNameCopy(HKPError):
+    """control:HKP-User-Name is missing although the request has a User-Name."""
 
 
 def request_from_lists(lists: Mapping[str, Any]) -> HKSRequest:
     """The HKSRequest for rlm_python3's `pass_all_vps_dict` lists. Values the AR got
-    wrong become None, which the core turns into a discard."""
-    request = tuple(lists.get("request") or ())
-    control = tuple(lists.get("config") or ())
-    user_name = _first(request, attrs.USER_NAME)
+    wrong become None, which the core turns into a discard.
+
+    rlm_python3 hands a string to Python as a C string, cut at its first NUL, so the
+    User-Name's octets come from control:HKP-User-Name (policy hkp_hks_select copies
+    them); its count from the request list. Raises MissingUserNameCopy when the policy
+    did not run."""
+    user_name_count = 0
+    chunks: list[str] = []
+    ar_texts: list[str] = []
+    for key, value in lists.get("request") or ():  # one pass: this runs per request
+        if key == attrs.MOBILITY_HEADER:
+            chunks.append(value)
+        elif key == attrs.USER_NAME:
+            user_name_count += 1
+        elif key == attrs.AR_ADDRESS:
+            ar_texts.append(value)
+    hmk_texts: list[str] = []
+    user_names: list[str] = []
+    prohibited = False
+    for key, value in lists.get("config") or ():
+        if key == attrs.HMK:
+            hmk_texts.append(value)
+        elif key == attrs.USER_NAME_OCTETS:
+            user_names.append(value)
+        elif key == attrs.AUTHORIZATION:
+            prohibited = prohibited or value == attrs.AUTHORIZATION_PROHIBIT
+    mh: bytes | None = None
     try:
-        mh: bytes | None = attrs.join_mobility_header(
-            attrs.from_hex(v, attrs.MOBILITY_HEADER)
-            for v in _values(request, attrs.MOBILITY_HEADER)
-        )
+        mh = attrs.join_mobility_header(attrs.from_hex(v, attrs.MOBILITY_HEADER) for v in chunks)
     except DecodeError:
         mh = None
-    ar_text = _values(request, attrs.AR_ADDRESS)
     ar_address = None
-    if len(ar_text) == 1:  # two AR addresses: ambiguous, unusable
+    if len(ar_texts) == 1:
         try:
-            ar_address = attrs.ipv6_octets(ar_text[0], attrs.AR_ADDRESS)
+            ar_address = attrs.ipv6_octets(ar_texts[0], attrs.AR_ADDRESS)
         except DecodeError:
             ar_address = None
-    hmk_values = _values(control, attrs.HMK)
-    hmk = None
-    if len(hmk_values) == 1:
-        try:
-            hmk = attrs.from_hex(hmk_values[0], attrs.HMK)
-        except DecodeError:
-            hmk = None
-    prohibited = attrs.AUTHORIZATION_PROHIBIT in _values(control, attrs.AUTHORIZATION)
+    user_name = None
+    if user_name_count and not user_names:
+        raise MissingUserNameCopy(MISSING_USER_NAME_COPY)
+    if len(user_names) == 1:
+        user_name = _octets_or_none(user_names[0], attrs.USER_NAME_OCTETS)
+    hmk = _octets_or_none(hmk_texts[0], attrs.HMK) if len(hmk_texts) == 1 else None
     return HKSRequest(
-        user_name=user_name.encode("utf-8") if user_name is not None else None,
-        mobility_header=mh,
-        ar_address=ar_address,
-        hmk=hmk,
-        authorized=not prohibited,
+        user_name,
+        mh,
+        ar_address,
+        hmk,
+        not prohibited,
+        user_name_count=user_name_count,
+        ar_address_count=len(ar_texts),
     )
 
 
@@ -193,30 +226,24 @@ def reply_for(
                 (attrs.RESPONSE_HEADER, ":=", attrs.to_hex(decision.response_header)),
             )
         }
-    if decision.ar_error:
+    if decision.ar_error:  # draft §6.4: "return an error to the AR"
         return RLM_MODULE_REJECT, {
             "reply": ((attrs.REPLY_MESSAGE, ":=", f"hkp_hks: {decision.reason.value}"),)
         }
     return RLM_MODULE_REJECT, {}
 
 
-def describe(decision: Decision, request: HKSRequest) -> tuple[int, str]:
-    """One log line (level, text) without key material."""
-    who = repr(request.user_name.decode("utf-8", "replace")) if request.user_name else "-"
-    if isinstance(decision, Accept):
-        return L_INFO, f"Accept {who}: HK issued, PRF {decision.prf}"
-    if isinstance(decision, Reject):
-        return L_INFO, f"Reject {who}: {decision.status.name} ({decision.detail})"
-    level = L_ERR if decision.reason is DiscardReason.HMK_TOO_SHORT else L_INFO
-    detail = f" ({decision.detail})" if decision.detail else ""
-    return level, f"Discard {who}: {decision.reason.value}{detail}"
+def _write(lines: Iterable[LogLine]) -> None:
+    for line in lines:
+        _log(L_ERR if line.severity is Severity.ERROR else L_INFO, line.text)
 
 
-def decide(lists: Mapping[str, Any], policy: HKSPolicy, replay: ReplayStore) -> Decision:
+def decide(
+    lists: Mapping[str, Any], policy: HKSPolicy, replay: ReplayStore, log: DecisionLog
+) -> Decision:
     request = request_from_lists(lists)
     decision = handle_request(request, policy, replay, time.time(), os.urandom)
-    level, text = describe(decision, request)
-    _log(level, text)
+    _write(log.record(decision, request.user_name, time.monotonic()))
     return decision
 
 
@@ -225,13 +252,14 @@ def authenticate(p: Mapping[str, Any]) -> Any:
     try:
         policy = _state["policy"]
         replay = _state["replay"]
+        log = _state["log"]
         salt_inputs = salt_inputs_from_lists(p)
         if salt_inputs is None:
             # Checked before deciding: an accept that cannot be sent must not
             # advance the replay state.
             _log(L_ERR, f"request failed: {MISSING_SALT_INPUTS}")
             return RLM_MODULE_FAIL, {}
-        return reply_for(decide(p, policy, replay), sealer(*salt_inputs))
+        return reply_for(decide(p, policy, replay, log), sealer(*salt_inputs))
     except HKPError as exc:
         _log(L_ERR, f"request failed: {type(exc).__name__}: {exc}")
     except Exception as exc:

@@ -1,7 +1,17 @@
-"""The project's errors. Every malformed byte string raises a DecodeError subclass.
+"""The project's errors, by whose fault they are (STYLE practice 7).
 
-Practice 7: an error says whose fault it is and, where the protocol answers it,
-which status code travels back. Messages never include key material.
+- `DecodeError` and its subclasses: the bytes (or attributes) a peer sent are
+  malformed. The only exception a parser lets escape; raised on the decode side only.
+- `LocalProtocolError`: we were asked to build or do something the protocol forbids
+  (a field that does not fit, an unimplemented algorithm, a missing key): our own bug
+  or misuse, raised on the encode side. Never caused by a peer's bytes.
+- `KeyMaterialError` (`HMKTooShortError`): an unusable provisioned key.
+- `ConfigError`: a configuration value is invalid.
+
+What a peer did wrong in a well-formed message is not an exception: the roles return
+it as a decision or an action carrying the status to answer with (the HKS's `Reject`,
+the AR's and MN's events), since the draft answers most such faults by a silent
+discard. Messages never include key material.
 """
 
 from __future__ import annotations
@@ -63,18 +73,6 @@ class ConfigError(HKPError):
     """A configuration value is invalid; the message names the setting and what to fix."""
 
 
-class ProtocolError(HKPError):
-    """A message that is well formed but not legal here. Carries the status to answer
-    with, or None when the draft says to discard silently."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class LocalProtocolError(ProtocolError):
-    """We were asked to do something the protocol forbids (our own bug or misuse)."""
-
-
-class RemoteProtocolError(ProtocolError):
-    """The peer sent something the protocol forbids in our current state."""
+class LocalProtocolError(HKPError):
+    """We were asked to build or do something the protocol forbids (our own bug or
+    misuse): the encode-side counterpart of DecodeError."""

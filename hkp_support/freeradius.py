@@ -125,7 +125,7 @@ class FreeRadiusInstance:
         secret: bytes = b"hkp-test-secret",
         users: Mapping[str, bytes] | None = None,
         address: str = "127.0.0.1",
-        require_timestamp: bool = False,
+        require_timestamp: bool | None = False,
         allowed_prfs: Collection[str] | None = None,
         required_prf: str | None = None,
         allowed_mac_algorithms: Collection[str] | None = None,
@@ -135,6 +135,7 @@ class FreeRadiusInstance:
         timestamp_window: float | None = None,
         prohibited_users: Collection[str] = (),
         authorization_policy: str | None = None,
+        module_settings: Mapping[str, str] | None = None,
         debug: bool = False,
         freeradius: str = FREERADIUS,
         run_as: str | None = FREERADIUS_USER,
@@ -149,9 +150,11 @@ class FreeRadiusInstance:
         self.debug = debug
         self.freeradius = freeradius
         self.run_as = run_as if os.geteuid() == 0 else None
-        self.module_config: dict[str, str] = {
-            "require_timestamp": "yes" if require_timestamp else "no"
-        }
+        # require_timestamp: False (the tests' default), True, or None for the shipped
+        # setting of mods-available/hkp_hks (yes). module_settings: any other items.
+        self.module_config: dict[str, str] = dict(module_settings or {})
+        if require_timestamp is not None:
+            self.module_config["require_timestamp"] = "yes" if require_timestamp else "no"
         if allowed_prfs is not None:
             self.module_config["allowed_prf"] = _quote(" ".join(allowed_prfs))
         if required_prf is not None:

@@ -77,7 +77,7 @@ class Harness:
         random: Callable[[int], bytes] | None = None,
     ) -> None:
         self.ar = AccessRouter(config or ARConfig(), random or CountingRandom(b"ar-tests"))
-        self.policy = policy or HKSPolicy()
+        self.policy = policy or HKSPolicy(require_timestamp=False)  # HKReqs here carry none
         self.replay = MemoryReplayStore()
         self.hmks = {NAI: HMK, NAI2: HMK2}
         self.now = M0  # monotonic: timers and lifetimes
@@ -458,7 +458,7 @@ def test_indirect_coa_tied_to_nai_accepted_other_refused() -> None:
 
 def test_keys_deleted_when_lifetime_ends() -> None:
     """§6.3: "When the lifetime of the key expires, the AR should remove the SPI"."""
-    h = Harness(policy=HKSPolicy(key_lifetime=60))
+    h = Harness(policy=HKSPolicy(key_lifetime=60, require_timestamp=False))
     spi = issue(h)
     assert h.ar.next_timer() is not None
     h.advance(59.0)

@@ -6,15 +6,22 @@ the checks, the replay rules, and the P8 attribute helpers.
 
 from __future__ import annotations
 
-import contextlib
-import time
-from collections.abc import Iterator
-from types import ModuleType
+import hashlib
+import hmac
+import ipaddress
 
 from hkp_radius import crypto
-from hkp_radius.constants import PRF, MacAlgorithm, MacSubtype, NonceSubtype, Status
+from hkp_radius.constants import (
+    HIK_LABEL,
+    HK_LABEL,
+    PRF,
+    MacAlgorithm,
+    MacSubtype,
+    NonceSubtype,
+    Status,
+)
 from hkp_radius.crypto import salt
-from hkp_radius.errors import ConfigError, DecodeError
+from hkp_radius.errors import ConfigError, DecodeError, LocalProtocolError
 from hkp_radius.hks.role import (
     Accept,
     Discard,
@@ -24,6 +31,7 @@ from hkp_radius.hks.role import (
     MemoryReplayStore,
     Reject,
     handle_request,
+    is_global_unicast,
     parse_algorithm,
 )
 from hkp_radius.wire import ntp
@@ -137,8 +145,15 @@ def test_accept_derives_the_profile_hk():
     assert HMK.hex() not in repr(decision) and decision.handover_key.hex() not in repr(decision)
 
 
+def test_timestamps_are_required_by_default():
+    """Issue 16: without timestamps a recorded HKReq is replayed forever."""
+    assert HKSPolicy().require_timestamp
+    error_response(decide(hkreq(), policy=HKSPolicy()), Status.TIMESTAMP_REQD)
+
+
 def test_accept_without_timestamp_when_not_required():
-    decision = decide(hkreq(), policy=HKSPolicy(hk_length=32, key_lifetime=60))
+    policy = HKSPolicy(hk_length=32, key_lifetime=60, require_timestamp=False)
+    decision = decide(hkreq(), policy=policy)
     assert isinstance(decision, Accept) and decision.timestamp is None
     assert len(decision.handover_key) == 32 and decision.lifetime == 60
 
@@ -180,6 +195,64 @@ def test_invalid_prf_alg_names_the_required_prf():
 def test_invalid_mac_alg_is_signed_with_the_required_algorithm():
     decision = decide(hkreq(timestamp=ts(), algorithm=MacAlgorithm.HMAC_SHA256))
     error_response(decision, Status.INVALID_MAC_ALG, key_algorithm=MacAlgorithm.HMAC_SHA1)
+
+
+def test_unknown_mac_algorithm_is_discarded_not_answered():
+    """R91 (SHOULD INVALID_MAC_ALG) departs here, as PROFILE P7 says: a MAC of an
+    algorithm we do not implement cannot be verified, and a signed error to an
+    unauthenticated request would be an oracle (docs/decisions.md). Unknown values,
+    not merely disallowed ones, and even when the policy would allow every known one."""
+    for algorithm in (0, 3, 9, 15):
+        for policy in (STRICT, HKSPolicy()):
+            decision = decide(hkreq(timestamp=ts(), algorithm=algorithm), policy=policy)
+            assert isinstance(decision, Discard), (algorithm, decision)
+            assert decision.reason is DiscardReason.UNSUPPORTED_MAC_ALGORITHM
+            assert not decision.ar_error
+
+
+def test_one_hks_answer_type_checked_in_one_place():
+    """Issue 8: the HKS's Accept is an HKSGrant, and the checks that an Access-Accept
+    read back by the AR must pass are HKSGrant's own: the same for both sides."""
+    good = {"handover_key": bytes(20), "hks_nonce": bytes(16), "lifetime": 60, "prf": 1}
+    accept = decide(hkreq(timestamp=ts()))
+    assert isinstance(accept, ra.HKSGrant) and accept.nai == NAI
+    names = {
+        "handover_key": ra.HANDOVER_KEY,
+        "hks_nonce": ra.HKS_NONCE,
+        "lifetime": ra.KEY_LIFETIME,
+        "prf": ra.PRF_ATTRIBUTE,
+        "timestamp": ra.TIMESTAMP,
+    }
+    for bad, match in [
+        ({"handover_key": b""}, ra.HANDOVER_KEY),
+        ({"handover_key": bytes(240)}, ra.HANDOVER_KEY),
+        ({"hks_nonce": bytes(15)}, ra.HKS_NONCE),
+        ({"hks_nonce": bytes(65)}, ra.HKS_NONCE),
+        ({"lifetime": 0}, ra.KEY_LIFETIME),
+        ({"lifetime": 65536}, ra.KEY_LIFETIME),
+        ({"prf": 8}, ra.PRF_ATTRIBUTE),
+    ]:
+        fields = {**good, **bad}
+        with raises(LocalProtocolError, match):
+            ra.HKSGrant(**fields)  # type: ignore[arg-type]
+        with raises(LocalProtocolError, match):
+            Accept(**fields, nai=NAI)  # type: ignore[arg-type]
+        wire = {names[k]: [v] for k, v in fields.items()}
+        with raises(DecodeError, match):  # the AR's side: a decode error, same check
+            ra.parse_accept(wire)  # type: ignore[arg-type]
+    with raises(LocalProtocolError, ra.TIMESTAMP):
+        ra.HKSGrant(**good, timestamp=1 << 64)  # type: ignore[arg-type]
+
+
+def test_global_unicast_ar_addresses():
+    for text in ("2001:db8::1", "2a00:1450::1", "fd00::1", "64:ff9b::c000:201"):
+        assert is_global_unicast(ipaddress.IPv6Address(text).packed), text
+    for text in ("::", "::1", "::192.0.2.1", "::ffff:192.0.2.1", "ff02::1", "ff0e::1",
+                 "fe80::1", "febf::1", "fec0::1"):  # fmt: skip
+        assert not is_global_unicast(ipaddress.IPv6Address(text).packed), text
+        decision = decide(hkreq(timestamp=ts()), ar_address=ipaddress.IPv6Address(text).packed)
+        assert isinstance(decision, Discard) and decision.ar_error
+        assert decision.reason is DiscardReason.AR_ADDRESS_NOT_GLOBAL
 
 
 def test_timestamp_required():
@@ -259,7 +332,7 @@ def test_radius_attrs_split_and_join():
     chunks = ra.split_mobility_header(mh)
     assert [len(c) for c in chunks] == [247, 247, 18]
     assert ra.join_mobility_header(chunks) == mh
-    with raises(DecodeError):
+    with raises(LocalProtocolError):  # encode side: our misuse, not a peer's bytes
         ra.split_mobility_header(b"")
 
 
@@ -271,6 +344,10 @@ def test_radius_attrs_hex_and_addresses():
     assert ra.ipv6_octets("2001:db8::1") == AR and ra.ipv6_text(AR) == "2001:db8::1"
     with raises(DecodeError):
         ra.ipv6_octets("1.2.3.4")
+    with raises(LocalProtocolError, "16 octets"):
+        ra.ipv6_text(AR[:4])
+    with raises(LocalProtocolError, "UTF-8"):
+        ra.access_request_attributes(b"x", b"\xff@example.net", AR, bytes(16))
 
 
 def test_radius_attrs_request_and_replies():
@@ -305,98 +382,95 @@ def test_radius_attrs_request_and_replies():
         ra.parse_reject({ra.STATUS_CODE: [138]})
 
 
-# ---- the FreeRADIUS adapter (freeradius_module/rlm_hkp_hks.py) without FreeRADIUS ----
+class KeyUse:
+    """Records every HMAC the crypto functions compute and every MD5 the salt
+    encryption computes, with the key and the data (tests only: keys stay here)."""
 
-RADIUS_SECRET = b"ar-secret"
-REQUEST_AUTHENTICATOR = bytes(range(100, 116))
+    def __init__(self) -> None:
+        self.hmacs: list[tuple[bytes, bytes]] = []
+        self.md5_inputs: list[bytes] = []
+        recorder = self
+
+        class RecordingHmac:
+            compare_digest = staticmethod(hmac.compare_digest)
+
+            @staticmethod
+            def new(key: bytes, msg: bytes, digestmod: object) -> object:
+                recorder.hmacs.append((bytes(key), bytes(msg)))
+                return hmac.new(key, msg, digestmod)  # type: ignore[arg-type]
+
+        class RecordingHashlib:
+            @staticmethod
+            def md5(data: bytes) -> object:
+                recorder.md5_inputs.append(bytes(data))
+                return hashlib.md5(data)
+
+        self.hmac = RecordingHmac
+        self.hashlib = RecordingHashlib
+
+    def direct_uses_of(self, hmk: bytes) -> list[str]:
+        """Every use of the HMK (whole, or any part of 16 or more octets) other than as
+        the key of gprf+ deriving the HIK or the HK (P4): data that ends with one of
+        the two labels and the one-octet Y."""
+        found = []
+        for key, data in self.hmacs:
+            if key == hmk or (len(key) >= 16 and key in hmk):
+                if data[:-1].endswith(HIK_LABEL) or data[:-1].endswith(HK_LABEL):
+                    continue
+                found.append(f"HMAC keyed with the HMK over {len(data)} octets")
+            elif hmk[:16] in data:
+                found.append("the HMK inside HMAC data")
+        found += ["the HMK in MD5 input" for data in self.md5_inputs if hmk[:16] in data]
+        return found
 
 
-def module_lists(
-    wire: bytes, *, salt_inputs: bool = True
-) -> dict[str, tuple[tuple[str, str], ...]]:
-    """What rlm_python3 (pass_all_vps_dict) hands the module for one Access-Request."""
-    control = [(ra.HMK, ra.to_hex(HMK))]
-    if salt_inputs:
-        control.append((ra.RADIUS_SECRET, ra.to_hex(ra.RADIUS_SECRET_PREFIX + RADIUS_SECRET)))
-        control.append((ra.REQUEST_AUTHENTICATOR, ra.to_hex(REQUEST_AUTHENTICATOR)))
-    return {
-        "request": (
-            (ra.USER_NAME, NAI.decode()),
-            (ra.MOBILITY_HEADER, ra.to_hex(wire)),
-            (ra.AR_ADDRESS, ra.ipv6_text(AR)),
-        ),
-        "config": tuple(control),
-    }
+def test_hmk_keys_nothing_but_the_derivation_of_hik_and_hk(monkeypatch):
+    """R12, draft §6.1: "The HMK MUST NOT be directly used to protect any data." Every
+    MAC and the HK's encryption in real decisions (an Accept sealed for the AR, every
+    signed error) are recorded: the HMK keys gprf+ only, each MAC the HKS made verifies
+    with the HIK and not with the HMK, and the sealed HK opens only with the RADIUS
+    secret. The recorder itself catches a message signed with the HMK."""
+    from hkp_radius.crypto import primitives
 
-
-@contextlib.contextmanager
-def module_state() -> Iterator[tuple[ModuleType, MemoryReplayStore]]:
-    """The adapter with its policy and a fresh replay store, as instantiate leaves it."""
-    from freeradius_module import rlm_hkp_hks as module
-
+    use = KeyUse()
+    monkeypatch.setattr(primitives, "hmac", use.hmac)
+    monkeypatch.setattr(salt, "hashlib", use.hashlib)
     replay = MemoryReplayStore()
-    saved = dict(module._state)
-    module._state.update(policy=HKSPolicy(), replay=replay)
-    try:
-        yield module, replay
-    finally:
-        module._state.clear()
-        module._state.update(saved)
-
-
-def test_module_returns_the_hk_salt_encrypted_only():
-    with module_state() as (module, replay):
-        timestamp = ntp.to_ntp(time.time())  # the adapter reads the clock itself
-        rcode, lists = module.authenticate(module_lists(hkreq(timestamp=timestamp)))
-        assert rcode == module.RLM_MODULE_OK
-        reply = {name: value for name, _, value in lists["reply"]}
-        assert ra.HANDOVER_KEY not in reply  # the plaintext attribute is never returned
-        value = ra.from_hex(reply[ra.HANDOVER_KEY_SALTED])
-        hk = salt.salt_decrypt(value, RADIUS_SECRET, REQUEST_AUTHENTICATOR)
-        hks_nonce = ra.from_hex(reply[ra.HKS_NONCE])
-        assert hk == crypto.derive_hk(HMK, PRF.HMAC_SHA1, MN_NONCE, hks_nonce, NAI, AR)
-        assert hk.hex() not in repr(lists).lower()
-        assert replay.last_accepted(NAI) == timestamp
-
-
-def test_module_fails_without_salt_inputs_and_keeps_the_replay_state():
-    with module_state() as (module, replay):
-        wire = hkreq(timestamp=ntp.to_ntp(time.time()))
-        failed = module.authenticate(module_lists(wire, salt_inputs=False))
-        assert failed == (module.RLM_MODULE_FAIL, {})
-        assert replay.last_accepted(NAI) is None  # nothing was issued, nothing advanced
-
-
-def test_module_reads_salt_inputs_strictly():
-    from freeradius_module.rlm_hkp_hks import salt_inputs_from_lists
-
-    def lists(secret: str, vector: str) -> dict[str, object]:
-        return {"config": ((ra.RADIUS_SECRET, secret), (ra.REQUEST_AUTHENTICATOR, vector))}
-
-    good_vector = ra.to_hex(REQUEST_AUTHENTICATOR)
-    # a secret that itself begins with "0x" survives: the "s:" prefix keeps it octets
-    assert salt_inputs_from_lists(lists(ra.to_hex(b"s:0xabc"), good_vector)) == (
-        b"0xabc",
-        REQUEST_AUTHENTICATOR,
-    )
-    for secret, vector in [
-        (ra.to_hex(b"no-prefix"), good_vector),
-        (ra.to_hex(b"s:"), good_vector),  # an empty secret
-        (ra.to_hex(b"s:x"), ra.to_hex(bytes(15))),
-        ("s:x", good_vector),  # not FreeRADIUS's octets rendering
-    ]:
-        assert salt_inputs_from_lists(lists(secret, vector)) is None
-    assert salt_inputs_from_lists({"config": ()}) is None
-
-
-def test_hmk_itself_never_keys_a_mac():
-    """Draft §6.1: "The HMK MUST NOT be directly used to protect any data." A request
-    MAC'd with the HMK (or its first 20 octets) instead of the HIK is not authentic."""
+    accept = decide(hkreq(timestamp=ts()), replay=replay)
+    assert isinstance(accept, Accept)
+    assert accept.handover_key not in HMK and HMK[:16] not in accept.handover_key
+    secret, authenticator = b"radius-secret", bytes(16)
+    sealed = salt.salt_encrypt(accept.handover_key, secret, authenticator, b"\x80\x01")
+    assert salt.salt_decrypt(sealed, secret, authenticator) == accept.handover_key
+    sealing = len(use.md5_inputs)
+    with raises(DecodeError):  # our probe: the HMK does not open it
+        salt.salt_decrypt(sealed, HMK, authenticator)
+    del use.md5_inputs[sealing:]
+    errors = [
+        decide(hkreq(timestamp=ts(1), prf=PRF.HMAC_SHA256)),
+        decide(hkreq(timestamp=ts(1), algorithm=MacAlgorithm.HMAC_SHA256)),
+        decide(hkreq()),
+        decide(hkreq(timestamp=ts()), replay=replay),
+        decide(hkreq(timestamp=ts(2)), authorized=False),
+    ]
+    statuses = [e.status for e in errors if isinstance(e, Reject)]
+    assert len(statuses) == 5 and len(set(statuses)) == 5
+    assert use.hmacs and use.direct_uses_of(HMK) == []
+    for error in errors:
+        assert isinstance(error, Reject)
+        response = decode_message(error.response_header)
+        mac = response.mac(MacSubtype.MN_HKS)
+        assert mac is not None
+        for direct in (HMK, HMK[:20], HMK[:32]):
+            assert not crypto.verify_mac(error.response_header, response, MacSubtype.MN_HKS, direct)
+    # a request MAC'd with the HMK instead of the HIK is not authentic
     for key in (HMK, HMK[:20]):
-        decision = decide(hkreq(timestamp=ts(), key=key))
-        assert isinstance(decision, Discard) and decision.reason is DiscardReason.BAD_MAC
-    # Every response the HKS signs verifies with the HIK, never with the HMK.
-    response = error_response(decide(hkreq()), Status.TIMESTAMP_REQD)
-    reject = decide(hkreq())
-    assert isinstance(reject, Reject)
-    assert not crypto.verify_mac(reject.response_header, response, MacSubtype.MN_HKS, HMK[:20])
+        forged = decide(hkreq(timestamp=ts(3), key=key))
+        assert isinstance(forged, Discard) and forged.reason is DiscardReason.BAD_MAC
+    # the recorder sees a direct use: this test fails if the HKS ever signs with the HMK
+    use.hmacs.clear()
+    crypto.sign_message(
+        HKResp(7, False, PRF.HMAC_SHA1, Status.TIMESTAMP_REQD, 0, 0, (MacOption(1, 1),)),
+        {MacSubtype.MN_HKS: HMK[:20]},
+    )
+    assert use.direct_uses_of(HMK) == ["HMAC keyed with the HMK over 20 octets"]

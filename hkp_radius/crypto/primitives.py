@@ -22,7 +22,7 @@ from hkp_radius.constants import (
     MacAlgorithm,
     MacSubtype,
 )
-from hkp_radius.errors import DecodeError, HMKTooShortError, LocalProtocolError, ProtocolError
+from hkp_radius.errors import DecodeError, HMKTooShortError, LocalProtocolError
 from hkp_radius.wire.messages import Message, decode_message
 from hkp_radius.wire.options import MAC_AUTH_LENGTHS, MacOption
 
@@ -38,8 +38,10 @@ _MAC_HASHES: dict[int, Callable[[], hashlib._Hash]] = {
 MAC_OPTION_HEADER_LENGTH = 4
 
 
-class UnsupportedAlgorithmError(ProtocolError):
-    """A PRF or MAC Algorithm Type this implementation does not implement."""
+class UnsupportedAlgorithmError(LocalProtocolError):
+    """Asked to compute with a PRF or MAC Algorithm Type this implementation does not
+    implement. Callers that handle a peer's choice check `supported_prf` /
+    `supported_mac_algorithm` first (the HKS discards, P7)."""
 
 
 def supported_prf(prf: int) -> bool:

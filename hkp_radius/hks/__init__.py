@@ -14,6 +14,7 @@ from .role import (
     Reject,
     ReplayStore,
     handle_request,
+    is_global_unicast,
     parse_algorithm,
 )
 
@@ -29,5 +30,6 @@ __all__ = [
     "Reject",
     "ReplayStore",
     "handle_request",
+    "is_global_unicast",
     "parse_algorithm",
 ]

@@ -2,11 +2,15 @@
 
 Every rule the HKS follows lives in `handle_request`, in the order the checks run:
 
-1. the request must be usable at all (an AR address, an HKReq whose MN-ID is the
-   User-Name): otherwise nothing is answered to the MN;
+1. the request must be usable at all (exactly one HKP-AR-Address, a global unicast
+   IPv6 address; an HKReq; exactly one User-Name, byte for byte the NAI of its MN-ID):
+   otherwise nothing is answered to the MN;
 2. the MN must be authenticated (a known NAI, an HMK of at least 64 octets, a PRF and
    MAC algorithm we implement, an MN-HKS MAC that verifies with the HIK): otherwise
-   silent discard (§6.4, P7);
+   silent discard (§6.4, P7). An unknown MAC algorithm is a discard too, not the
+   INVALID_MAC_ALG that §6.4 SHOULD send: its MAC cannot be verified, and a signed
+   answer to an unauthenticated request would hand anyone a valid MN-HKS-signed
+   HKResp for every Message ID (docs/decisions.md, "Unknown MAC algorithm");
 3. then, each answered with a signed HKResp (P7): a PRF the policy disallows
    (INVALID_PRF_ALG), a MAC algorithm it disallows (INVALID_MAC_ALG), a missing
    timestamp it requires (TIMESTAMP_REQD), a stale, future or replayed timestamp
@@ -21,6 +25,7 @@ arguments. Results never carry key material in their repr.
 from __future__ import annotations
 
 import enum
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, Union
@@ -42,10 +47,11 @@ from hkp_radius.constants import (
     MacSubtype,
     Status,
 )
-from hkp_radius.errors import ConfigError, DecodeError
+from hkp_radius.errors import ConfigError, DecodeError, LocalProtocolError
 from hkp_radius.wire import ntp
 from hkp_radius.wire.messages import HKReq, HKResp, decode_message
 from hkp_radius.wire.options import MacOption, Option, Timestamp
+from hkp_radius.wire.radius_attrs import HKSGrant
 
 # P5's window is ±7 s; an operator may widen it for poorly synchronised MNs, but a
 # window of more than an hour would no longer be replay protection worth the name.
@@ -93,7 +99,9 @@ class HKSPolicy:
         {MacAlgorithm.HMAC_SHA1, MacAlgorithm.HMAC_SHA256}
     )
     required_mac_algorithm: int = MacAlgorithm.HMAC_SHA1  # used in INVALID_MAC_ALG
-    require_timestamp: bool = False
+    # Draft §5.2.3, §7.3: without timestamps a recorded HKReq can be replayed forever
+    # (each replay mints a fresh key at the AR), so they are required by default.
+    require_timestamp: bool = True
     timestamp_window: float = TIMESTAMP_WINDOW
     key_lifetime: int = HK_DEFAULT_LIFETIME
     hk_length: int = HK_DEFAULT_LENGTH
@@ -134,23 +142,32 @@ class HKSPolicy:
 
 @dataclass(frozen=True)
 class HKSRequest:
-    """What the AR's Access-Request and the operator's modules told us (P8)."""
+    """What the AR's Access-Request and the operator's modules told us (P8).
+
+    `user_name` is the octets of the request's User-Name and `ar_address` the 16 octets
+    of its HKP-AR-Address (None: absent or unparsable); the counts say how many of each
+    the request carried, since only exactly one of each is usable."""
 
     user_name: bytes | None
     mobility_header: bytes | None  # HKP-Mobility-Header chunks, joined
     ar_address: bytes | None  # HKP-AR-Address, 16 octets
     hmk: bytes | None = field(default=None, repr=False)  # control:HKP-HMK
     authorized: bool = True  # control:HKP-Authorization != Prohibit
+    user_name_count: int = field(default=1, kw_only=True)
+    ar_address_count: int = field(default=1, kw_only=True)
 
 
 class DiscardReason(enum.Enum):
     """Why no HKResp goes to the MN. Values are log phrases (no secrets)."""
 
     NO_AR_ADDRESS = "the Access-Request has no usable HKP-AR-Address (draft §6.4)"
+    AR_ADDRESS_NOT_ONE = "the Access-Request has more than one HKP-AR-Address"
+    AR_ADDRESS_NOT_GLOBAL = "HKP-AR-Address is not a global unicast IPv6 address"
     NO_MOBILITY_HEADER = "the Access-Request has no HKP-Mobility-Header"
     MALFORMED = "the HKReq is malformed"
     NOT_HKREQ = "the Mobility Header is not an HKReq"
     NO_MN_ID = "the HKReq has no Mobile Node Identifier option"
+    USER_NAME_NOT_ONE = "the Access-Request does not have exactly one User-Name"
     USER_NAME_MISMATCH = "User-Name differs from the NAI of the HKReq"
     NO_MN_NONCE = "the HKReq has no MN-Nonce"
     UNKNOWN_NAI = "no HKP-HMK is configured for this NAI"
@@ -162,15 +179,11 @@ class DiscardReason(enum.Enum):
 
 
 @dataclass(frozen=True)
-class Accept:
-    """P8 Access-Accept content."""
+class Accept(HKSGrant):
+    """P8 Access-Accept content: the grant (checked by HKSGrant, the one type for an
+    HKS answer, which the AR reads back with `radius_attrs.parse_accept`) for `nai`."""
 
-    nai: bytes
-    handover_key: bytes = field(repr=False)
-    hks_nonce: bytes
-    lifetime: int
-    prf: int
-    timestamp: int | None  # the MN's, to echo (P5)
+    nai: bytes = field(kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -193,7 +206,17 @@ class Discard:
 
     @property
     def ar_error(self) -> bool:
-        return self.reason in (DiscardReason.NO_AR_ADDRESS, DiscardReason.NO_MOBILITY_HEADER)
+        return self.reason in _AR_ERRORS
+
+
+_AR_ERRORS = frozenset(
+    {
+        DiscardReason.NO_AR_ADDRESS,
+        DiscardReason.AR_ADDRESS_NOT_ONE,
+        DiscardReason.AR_ADDRESS_NOT_GLOBAL,
+        DiscardReason.NO_MOBILITY_HEADER,
+    }
+)
 
 
 Decision = Union[Accept, Reject, Discard]
@@ -207,8 +230,13 @@ def handle_request(
     random_bytes: Callable[[int], bytes],
 ) -> Decision:
     """Decide one Access-Request (module docstring gives the order of the checks)."""
-    if request.ar_address is None or len(request.ar_address) != IPV6_ADDRESS_LENGTH:
+    if request.ar_address_count > 1:
+        return Discard(DiscardReason.AR_ADDRESS_NOT_ONE, f"{request.ar_address_count} of them")
+    ar_address = request.ar_address
+    if ar_address is None or len(ar_address) != IPV6_ADDRESS_LENGTH:
         return Discard(DiscardReason.NO_AR_ADDRESS)
+    if not is_global_unicast(ar_address):
+        return Discard(DiscardReason.AR_ADDRESS_NOT_GLOBAL, str(ipaddress.IPv6Address(ar_address)))
     if not request.mobility_header:
         return Discard(DiscardReason.NO_MOBILITY_HEADER)
     wire = request.mobility_header
@@ -221,6 +249,8 @@ def handle_request(
     nai = message.mn_id
     if nai is None:
         return Discard(DiscardReason.NO_MN_ID)
+    if request.user_name_count != 1 or request.user_name is None:
+        return Discard(DiscardReason.USER_NAME_NOT_ONE, f"{request.user_name_count} of them")
     if request.user_name != nai:
         # P8: the HKS trusts only what the MN-HKS MAC covers; the HMK was looked up
         # by User-Name, so the two must name the same MN.
@@ -287,11 +317,24 @@ def handle_request(
 
     hks_nonce = random_bytes(NONCE_LENGTH)
     if len(hks_nonce) != NONCE_LENGTH:
-        raise ConfigError("the random source returned the wrong number of octets")
-    hk = crypto.derive_hk(
-        hmk, message.prf, mn_nonce, hks_nonce, nai, request.ar_address, policy.hk_length
+        raise LocalProtocolError("the random source returned the wrong number of octets")
+    hk = crypto.derive_hk(hmk, message.prf, mn_nonce, hks_nonce, nai, ar_address, policy.hk_length)
+    return Accept(hk, hks_nonce, policy.key_lifetime, message.prf, timestamp, nai=nai)
+
+
+def is_global_unicast(address: bytes) -> bool:
+    """RFC 4291 §2.4: an address the MN can reach its AR at. Not the unspecified or
+    loopback address (nor anything else in ::/96, IPv4-compatible), not IPv4-mapped,
+    not multicast, link-local or site-local (RFC 3879). Unique local addresses
+    (RFC 4193) have global scope and are accepted."""
+    parsed = ipaddress.IPv6Address(address)
+    return not (
+        int(parsed) >> 32 == 0
+        or parsed.ipv4_mapped is not None
+        or parsed.is_multicast
+        or parsed.is_link_local
+        or parsed.is_site_local
     )
-    return Accept(nai, hk, hks_nonce, policy.key_lifetime, message.prf, timestamp)
 
 
 def _signed_error(

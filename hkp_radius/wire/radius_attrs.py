@@ -13,8 +13,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Union
 
-from hkp_radius.constants import HK_MAX_LENGTH, IPV6_ADDRESS_LENGTH, PRF, Status
-from hkp_radius.errors import FieldValueError, LengthMismatchError, TruncatedError
+from hkp_radius.constants import (
+    HK_MAX_LENGTH,
+    HK_MAX_LIFETIME,
+    IPV6_ADDRESS_LENGTH,
+    NONCE_MAX_LENGTH,
+    NONCE_MIN_LENGTH,
+    PRF,
+    Status,
+)
+from hkp_radius.errors import (
+    FieldValueError,
+    LengthMismatchError,
+    LocalProtocolError,
+    TruncatedError,
+)
 
 # Standard attributes (RFC 2865, RFC 2869, RFC 3162).
 USER_NAME = "User-Name"
@@ -48,11 +61,15 @@ HANDOVER_KEY_SALTED = "HKP-Handover-Key-Salted"
 RADIUS_SECRET = "HKP-RADIUS-Secret"  # noqa: S105 - an attribute name, not a secret
 RADIUS_SECRET_PREFIX = b"s:"
 REQUEST_AUTHENTICATOR = "HKP-Request-Authenticator"
+# The User-Name's octets, which policy hkp_hks_select copies into the control list:
+# rlm_python3 cuts a string at its first NUL, so the module cannot see them otherwise.
+USER_NAME_OCTETS = "HKP-User-Name"
 
 # RFC 2865 §5.26: a VSA's value is at most 255 - 2 (attribute header) - 4 (Vendor-Id)
 # - 2 (vendor type and length) = 247 octets.
 VSA_MAX_VALUE_LENGTH = 247
 TIMESTAMP_LENGTH = 8
+PRF_FIELD_MAX = 7  # P2: the HKReq/HKResp PRF field is 3 bits
 
 # VALUE names of dictionary.hkp, which pyrad and FreeRADIUS hand out instead of numbers.
 PRF_VALUE_NAMES = {"HMAC-SHA1": PRF.HMAC_SHA1, "HMAC-SHA256": PRF.HMAC_SHA256}
@@ -73,7 +90,7 @@ AttributeValue = Union[str, bytes, int]
 def split_mobility_header(mh: bytes) -> tuple[bytes, ...]:
     """P8: an HKReq longer than 247 octets goes in consecutive attributes."""
     if not mh:
-        raise FieldValueError("an empty Mobility Header cannot be sent")
+        raise LocalProtocolError("an empty Mobility Header cannot be sent")
     return tuple(mh[i : i + VSA_MAX_VALUE_LENGTH] for i in range(0, len(mh), VSA_MAX_VALUE_LENGTH))
 
 
@@ -106,8 +123,10 @@ def ipv6_octets(text: str, what: str = "IPv6 address") -> bytes:
 
 
 def ipv6_text(address: bytes) -> str:
+    """16 octets as the text pyrad and FreeRADIUS take for ipv6addr. Raises
+    LocalProtocolError (an address we were asked to send)."""
     if len(address) != IPV6_ADDRESS_LENGTH:
-        raise FieldValueError("an IPv6 address is 16 octets")
+        raise LocalProtocolError("an IPv6 address is 16 octets")
     return str(ipaddress.IPv6Address(address))
 
 
@@ -122,11 +141,12 @@ def access_request_attributes(
 ) -> list[tuple[str, AttributeValue]]:
     """The P8 Access-Request attributes in order, as (name, value) pairs pyrad takes
     (`packet.AddAttribute(name, value)`); Message-Authenticator is the client's job.
-    The NAI goes in User-Name as text (RFC 7542 NAIs are UTF-8)."""
+    The NAI goes in User-Name as text (RFC 7542 NAIs are UTF-8). Raises
+    LocalProtocolError for values the request cannot carry."""
     try:
         user_name = nai.decode("utf-8")
     except UnicodeDecodeError:
-        raise FieldValueError("the NAI is not UTF-8 (RFC 7542)") from None
+        raise LocalProtocolError("the NAI is not UTF-8 (RFC 7542)") from None
     attributes: list[tuple[str, AttributeValue]] = [(USER_NAME, user_name)]
     attributes += [(MOBILITY_HEADER, chunk) for chunk in split_mobility_header(mobility_header)]
     attributes.append((AR_ADDRESS, ipv6_text(ar_address)))
@@ -142,13 +162,39 @@ def access_request_attributes(
 
 @dataclass(frozen=True)
 class HKSGrant:
-    """An Access-Accept from the HKS (P8)."""
+    """What an Access-Accept carries (P8): the one type for the HKS's answer. The HKS
+    role builds it (`hkp_radius.hks.Accept` is one) and `parse_accept` reads it back;
+    every value is checked here, once, whoever builds it. Raises LocalProtocolError
+    (`parse_accept` turns that into a DecodeError for a peer's attributes)."""
 
     handover_key: bytes = field(repr=False)
     hks_nonce: bytes
     lifetime: int
     prf: int
-    timestamp: int | None
+    timestamp: int | None = None  # the MN's, to echo (P5)
+
+    def __post_init__(self) -> None:
+        problem = _grant_problem(self)
+        if problem:
+            raise LocalProtocolError(problem)
+
+
+def _grant_problem(grant: HKSGrant) -> str:
+    """Why `grant` cannot yield a key and an HKResp (P2, P8), or "" when it can."""
+    if not 1 <= len(grant.handover_key) <= HK_MAX_LENGTH:  # the salt-encrypted maximum
+        return f"{HANDOVER_KEY} of {len(grant.handover_key)} octets, expected 1-{HK_MAX_LENGTH}"
+    if not NONCE_MIN_LENGTH <= len(grant.hks_nonce) <= NONCE_MAX_LENGTH:
+        return (
+            f"{HKS_NONCE} of {len(grant.hks_nonce)} octets, "
+            f"expected {NONCE_MIN_LENGTH}-{NONCE_MAX_LENGTH} (P2)"
+        )
+    if not 1 <= grant.lifetime <= HK_MAX_LIFETIME:
+        return f"{KEY_LIFETIME} {grant.lifetime}, expected 1-{HK_MAX_LIFETIME} (16 bits, P2)"
+    if not 0 <= grant.prf <= PRF_FIELD_MAX:
+        return f"{PRF_ATTRIBUTE} {grant.prf} does not fit the 3-bit PRF field (P2)"
+    if grant.timestamp is not None and not 0 <= grant.timestamp < 1 << 64:
+        return f"{TIMESTAMP} is not 64 bits"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -203,8 +249,6 @@ def parse_accept(attributes: Mapping[str, Sequence[AttributeValue]]) -> HKSGrant
     """Read an Access-Accept (attributes as pyrad gives them, HKP-Handover-Key already
     decrypted). Raises DecodeError subclasses when a P8 attribute is missing or bad."""
     hk = _octets(_single(attributes, HANDOVER_KEY, True) or b"", HANDOVER_KEY)
-    if not 1 <= len(hk) <= HK_MAX_LENGTH:  # the salt-encrypted maximum (constants)
-        raise LengthMismatchError(f"{HANDOVER_KEY} of {len(hk)} octets")
     nonce = _octets(_single(attributes, HKS_NONCE, True) or b"", HKS_NONCE)
     lifetime = _integer(_single(attributes, KEY_LIFETIME, True) or 0, KEY_LIFETIME, {})
     prf = _integer(_single(attributes, PRF_ATTRIBUTE, True) or 0, PRF_ATTRIBUTE, PRF_VALUE_NAMES)
@@ -215,7 +259,10 @@ def parse_accept(attributes: Mapping[str, Sequence[AttributeValue]]) -> HKSGrant
         if len(octets) != TIMESTAMP_LENGTH:
             raise LengthMismatchError(f"{TIMESTAMP} of {len(octets)} octets, expected 8")
         timestamp = int.from_bytes(octets, "big")
-    return HKSGrant(hk, nonce, lifetime, prf, timestamp)
+    try:
+        return HKSGrant(hk, nonce, lifetime, prf, timestamp)
+    except LocalProtocolError as exc:  # the HKS sent it: a decode error here
+        raise FieldValueError(str(exc)) from None
 
 
 def parse_reject(attributes: Mapping[str, Sequence[AttributeValue]]) -> HKSRefusal:

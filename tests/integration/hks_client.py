@@ -3,7 +3,12 @@ to a FreeRadiusInstance with pyrad, the way the AR does (PROFILE P8)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
+import select
+import socket
+import struct
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -22,10 +27,15 @@ from hkp_radius.wire.options import (
     Option,
     Timestamp,
 )
+from hkp_support.freeradius import FreeRadiusInstance
 
 AR_ADDRESS = bytes.fromhex("20010db8000000000000000000000001")
 CARE_OF_ADDRESS = bytes.fromhex("20010db8000000010000000000000002")
 VENDOR_SPECIFIC = 26  # RFC 2865 §5.26
+VENDOR = 32473  # PROFILE P8 default Vendor-Id
+MESSAGE_AUTHENTICATOR = 80
+WINDOW = 64  # requests in flight (ids are 8 bits)
+RawAttributes = list[tuple[int, bytes]]
 
 
 @dataclass(frozen=True)
@@ -62,10 +72,11 @@ def build_hkreq(
     ]
     if timestamp is not None:
         options.append(Timestamp(timestamp))
-    if with_mac:
-        options.append(MacOption(MacSubtype.MN_HKS, mac_algorithm))
+    known = crypto.supported_mac_algorithm(mac_algorithm)
+    if with_mac:  # an algorithm nobody implements gets a made-up AUTH
+        options.append(MacOption(MacSubtype.MN_HKS, mac_algorithm, b"" if known else bytes(20)))
     request = HKReq(message_id, False, prf, CARE_OF_ADDRESS, tuple(options))
-    if with_mac:
+    if with_mac and known:
         hik = sign_with or crypto.derive_hik(hmk, prf, message_id, mac_algorithm)
         wire = crypto.sign_message(request, {MacSubtype.MN_HKS: hik})
     else:
@@ -105,3 +116,61 @@ def handover_key_values(client: Any, raw: bytes) -> list[bytes]:
                 values.append(value[6 : 6 + value[5] - 2])
         offset += length
     return values
+
+
+def vsa(vendor_type: int, value: bytes) -> tuple[int, bytes]:
+    value = value[:247]
+    return 26, struct.pack("!IBB", VENDOR, vendor_type, len(value) + 2) + value
+
+
+def raw_request(nai: bytes, wire: bytes, ar_address: bytes = AR_ADDRESS) -> RawAttributes:
+    """The P8 attributes of an Access-Request for `fire` (User-Name as octets)."""
+    chunks = [vsa(1, chunk) for chunk in ra.split_mobility_header(wire)]
+    return [(1, nai), *chunks, vsa(2, ar_address)]
+
+
+def encode(identifier: int, attrs: RawAttributes, secret: bytes) -> bytes:
+    body = b"".join(bytes((t, len(v) + 2)) + v for t, v in attrs if len(v) <= 253)
+    ma = bytes((MESSAGE_AUTHENTICATOR, 18)) + bytes(16)
+    authenticator = os.urandom(16)
+    length = 20 + len(ma) + len(body)
+    head = bytes((1, identifier)) + struct.pack("!H", length) + authenticator
+    mac = hmac.new(secret, head + ma + body, hashlib.md5).digest()
+    return head + ma[:2] + mac + body
+
+
+def fire(instance: FreeRadiusInstance, requests: list[RawAttributes]) -> dict[int, int]:
+    """Send all requests, at most WINDOW unanswered at once; count reply codes."""
+    codes: dict[int, int] = {}
+    pending: dict[int, float] = {}  # id -> deadline
+    queue = list(enumerate(requests))
+    free_ids = list(range(256))
+    deadline_all = time.monotonic() + 120
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        while (queue or pending) and time.monotonic() < deadline_all:
+            while queue and len(pending) < WINDOW and free_ids:
+                _, attrs = queue.pop()
+                identifier = free_ids.pop()
+                sock.sendto(
+                    encode(identifier, attrs, instance.secret), (instance.address, instance.port)
+                )
+                pending[identifier] = time.monotonic() + 1.0
+            ready, _, _ = select.select([sock], [], [], 0.05)
+            if ready:
+                while True:
+                    try:
+                        data = sock.recv(4096)
+                    except BlockingIOError:
+                        break
+                    if len(data) >= 20 and data[1] in pending:
+                        codes[data[0]] = codes.get(data[0], 0) + 1
+                        del pending[data[1]]
+                        free_ids.insert(0, data[1])
+            now = time.monotonic()
+            for identifier in [i for i, t in pending.items() if t < now]:  # no answer: fine
+                del pending[identifier]
+                free_ids.insert(0, identifier)
+                codes[0] = codes.get(0, 0) + 1
+    assert not queue and not pending, "the run did not finish in time"
+    return codes

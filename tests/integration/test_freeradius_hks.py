@@ -12,6 +12,7 @@ import pytest
 
 from hkp_radius import crypto
 from hkp_radius.constants import PRF, MacAlgorithm, MacSubtype, Status
+from hkp_radius.errors import DecodeError
 from hkp_radius.wire import ntp
 from hkp_radius.wire import radius_attrs as ra
 from hkp_radius.wire.messages import HKResp, decode_message
@@ -199,6 +200,14 @@ def test_disallowed_mac_algorithm(strict_hks):
     assert response.mac(MacSubtype.MN_HKS).algorithm == MacAlgorithm.HMAC_SHA1
 
 
+@pytest.mark.parametrize("algorithm", [0, 9, 15])
+def test_unknown_mac_algorithm_is_discarded(strict_hks, algorithm):
+    """R91 departs (PROFILE P7, docs/decisions.md): a MAC Algorithm Type nobody
+    implements cannot be verified, so no signed INVALID_MAC_ALG, no answer at all."""
+    built = build_hkreq(ALICE, ALICE_HMK, timestamp=now_ntp(), mac_algorithm=algorithm)
+    expect_discard(send(strict_hks.client(), built))
+
+
 def test_timestamp_required(strict_hks):
     built = build_hkreq(ALICE, ALICE_HMK)
     expect_error(send(strict_hks.client(), built), built, ALICE_HMK, Status.TIMESTAMP_REQD)
@@ -291,3 +300,45 @@ def test_every_reply_is_signed(strict_hks, kind):
     assert reply.message_authenticator
     expected = pyrad.packet.AccessAccept if kind == "accept" else pyrad.packet.AccessReject
     assert reply.code == expected
+
+
+def test_hmk_protects_nothing_in_real_replies(strict_hks):
+    """R12: in real replies every MAC verifies with the HIK and never with the HMK (or
+    its 20- or 32-octet prefix), and the HK on the wire is the derived one, sealed with
+    the RADIUS secret: the HMK itself opens nothing."""
+    from hkp_radius.crypto import salt
+
+    from .hks_client import handover_key_values
+
+    client = strict_hks.client()
+    cases = [
+        (ALICE, ALICE_HMK, {"prf": PRF.HMAC_SHA256}),
+        (ALICE, ALICE_HMK, {"mac_algorithm": MacAlgorithm.HMAC_SHA256}),
+        (ALICE, ALICE_HMK, {}),  # no timestamp: TIMESTAMP_REQD
+        (ALICE, ALICE_HMK, {"timestamp": now_ntp(-60)}),
+        (BARRED, BARRED_HMK, {"timestamp": now_ntp()}),
+    ]
+    statuses = set()
+    for message_id, (nai, hmk, options) in enumerate(cases, start=30):
+        built = build_hkreq(nai, hmk, message_id=message_id, **options)
+        refusal = ra.parse_reject(attributes(send(client, built)))
+        assert refusal.status is not None and refusal.response_header is not None
+        statuses.add(refusal.status)
+        response = decode_message(refusal.response_header)
+        mac = response.mac(MacSubtype.MN_HKS)
+        hik = crypto.derive_hik(hmk, built.prf, message_id, mac.algorithm)
+        assert crypto.verify_mac(refusal.response_header, response, MacSubtype.MN_HKS, hik)
+        for direct in (hmk, hmk[:20], hmk[:32]):
+            assert not crypto.verify_mac(
+                refusal.response_header, response, MacSubtype.MN_HKS, direct
+            )
+    assert len(statuses) == 5
+    built = build_hkreq(ALICE, ALICE_HMK, timestamp=now_ntp(), message_id=40)
+    request = access_request(client, built)
+    reply = client.SendPacket(request)
+    grant = expect_accept(reply, built, ALICE_HMK)
+    assert ALICE_HMK[:16] not in grant.handover_key and grant.handover_key not in ALICE_HMK
+    [sealed] = handover_key_values(client, reply.raw_packet)
+    assert salt.salt_decrypt(sealed, strict_hks.secret, request.authenticator) == grant.handover_key
+    with pytest.raises(DecodeError):
+        salt.salt_decrypt(sealed, ALICE_HMK, request.authenticator)
