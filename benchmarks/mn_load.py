@@ -27,9 +27,10 @@ from hkp_radius.ar.config import ARConfig
 from hkp_radius.ar.events import HKSAccept, SendAccessRequest, SendHKResp, ValidateCoA
 from hkp_radius.ar.role import AccessRouter
 from hkp_radius.hks.role import Accept, HKSPolicy, HKSRequest, MemoryReplayStore, handle_request
-from hkp_radius.mn.role import KeyEstablished, MNConfig, MobileNode
+from hkp_radius.mn import Datagram, KeyEstablished, MNConfig, MobileNode
 
 AR_ID = ipaddress.IPv6Address("2001:db8::1").packed
+COA_BASE = ipaddress.IPv6Address("2001:db8:10ad::")  # each MN its own Key CoA (§7.4)
 
 
 def in_memory(count: int) -> None:
@@ -46,8 +47,9 @@ def in_memory(count: int) -> None:
         node = nodes[i % len(nodes)]
         now = time.time()
         started = time.perf_counter()
-        node.request_key(AR_ID, now)
-        for datagram in node.datagrams_to_send():
+        coa = (COA_BASE + 1 + i % len(nodes)).packed
+        outputs = node.request_key(AR_ID, coa, now, now)
+        for datagram in [o for o in outputs if isinstance(o, Datagram)]:
             queue = list(ar.receive_hkreq(datagram.data, "mn", AR_ID, now, now))
             while queue:
                 action = queue.pop(0)
@@ -68,8 +70,8 @@ def in_memory(count: int) -> None:
                     )
                     queue += ar.receive_radius_answer(action.ref, answer, now, now)
                 elif isinstance(action, SendHKResp):
-                    node.receive_datagram(action.wire, AR_ID, now)
-        assert any(isinstance(e, KeyEstablished) for e in node.events())
+                    outputs += node.receive_datagram(action.wire, AR_ID, now, now)
+        assert any(isinstance(e, KeyEstablished) for e in outputs)
         latencies.append(time.perf_counter() - started)
         ar.on_timer(now + 2.0)  # let cached answers go
     wall = time.perf_counter() - begin
@@ -80,8 +82,7 @@ def in_memory(count: int) -> None:
 
 def with_lab(count: int, concurrency: int) -> None:
     from hkp_lab.lab import Lab
-    from mn_client.session import run_load
-    from mn_client.transport import UdpTransport
+    from mn_client import UdpTransport, run_load
 
     directory = Path(tempfile.mkdtemp(prefix="hkp-bench-", dir="/tmp"))
     lab = Lab(directory)
@@ -89,8 +90,7 @@ def with_lab(count: int, concurrency: int) -> None:
         lab.start()
         ar_id = ipaddress.IPv6Address(lab.ar_id).packed
         configs = [
-            MNConfig(nai=i.nai.encode(), hmk=i.hmk, use_timestamps=False)
-            for i in lab.load_identities
+            MNConfig(nai=i.nai.encode(), hmk=i.hmk) for i in lab.load_identities
         ]
         figures = run_load(
             configs,
@@ -98,7 +98,7 @@ def with_lab(count: int, concurrency: int) -> None:
             ar_id,
             count,
             concurrency,
-            bytes(16),
+            [(COA_BASE + 1 + i).packed for i in range(len(configs))],
         )
         print(f"lab over UDP (hkp-ar, FreeRADIUS + rlm_python3): {count} requests, "
               f"{concurrency} in flight, {len(configs)} identities")  # fmt: skip

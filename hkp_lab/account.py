@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hkp_radius.constants import Status
-from hkp_radius.mn.role import (
+from hkp_radius.mn import (
     ErrorReceived,
     Event,
     GaveUp,
@@ -21,16 +21,24 @@ from hkp_radius.mn.role import (
     MNConfig,
     MobileNode,
 )
-from mn_client.describe import describe_event, status_name
-from mn_client.driver import system_random
-from mn_client.session import ExchangeResult, run_exchange, starter
-from mn_client.transport import RawIPv6Transport, Transport, UdpTransport
+from mn_client import (
+    ExchangeResult,
+    RawIPv6Transport,
+    Transport,
+    UdpTransport,
+    describe_event,
+    run_exchange,
+    starter,
+    status_name,
+    system_random,
+)
 
 from . import netns
 from .lab import LAB_REALM, PROHIBITED, Identity, Lab, LabError, wait_for
 from .relay import LossyRelay
 
 HOP_LOG_WAIT = 2.0  # how long to wait for the AR's log line of an exchange
+MN_HOST_BASE = 16  # UDP lab: identity i sends from 127.0.0.(16 + i)
 
 
 @dataclass(frozen=True)
@@ -116,20 +124,24 @@ class Runner:
             self.nodes[who] = MobileNode(config, system_random)
         return self.nodes[who]
 
-    def coa(self, who: str) -> bytes:
+    def source(self, who: str) -> str:
+        """The MN's own address: its namespace address with --netns, else its own
+        127.0.0.0/8 address; the Key CoA of its direct requests (production default)."""
         index = sorted(self.identities).index(who)
         if self.lab.topology is not None:
-            return ipaddress.IPv6Address(self.lab.topology.coa(index)).packed
-        index += 0x100
-        return ipaddress.IPv6Address(f"2001:db8:1ab::{index:x}").packed
+            return self.lab.topology.coa(index)
+        return f"127.0.0.{MN_HOST_BASE + index}"
 
-    def transport(self, endpoint: tuple[str, int] | None = None) -> Transport:
+    def transport(self, who: str, endpoint: tuple[str, int] | None = None) -> Transport:
         ar_id = ipaddress.IPv6Address(self.lab.ar_id).packed
         topology = self.lab.topology
         if topology is not None:
             with netns.inside(topology.mn_ns):
                 return RawIPv6Transport()
-        return UdpTransport({ar_id: endpoint or (self.lab.ar_host, self.lab.ar_port)})
+        if endpoint is None:
+            mapped = ipaddress.IPv6Address(self.lab.ar_host).ipv4_mapped
+            endpoint = (str(mapped or self.lab.ar_host), self.lab.ar_port)
+        return UdpTransport({ar_id: endpoint}, source=self.source(who))
 
     def run(self, scenarios: tuple[Scenario, ...] = SCENARIOS) -> bool:
         results = []
@@ -159,15 +171,8 @@ class Runner:
         node.clock_offset = scenario.clock_offset
         identity = self.identities[scenario.who]
         ar_id = ipaddress.IPv6Address(self.lab.ar_id).packed
-        coa = self.coa(scenario.who)
-        self.out(f"\n[{number}] {scenario.title}")
-        self.out(
-            f"    who: {identity.nai}, CoA "
-            f"{'NULL' if scenario.kind == 'refresh' else ipaddress.IPv6Address(coa)}, "
-            f"AR-ID {self.lab.ar_id}"
-        )
         ar_log, hks_log = LogCursor(self.lab.ar_log), LogCursor(self.lab.hks_log)
-        start = starter(node, Kind(scenario.kind), ar_id, coa)
+        self.out(f"\n[{number}] {scenario.title}")
 
         def show(event: Event) -> None:
             self.out("    " + describe_event(event))
@@ -176,12 +181,20 @@ class Runner:
             endpoint = None
             if scenario.lose_first:
                 relay = stack.enter_context(
-                    LossyRelay((self.lab.ar_host, self.lab.ar_port), drop=1)
+                    LossyRelay((self.lab.ar_host, self.lab.ar_port), drop=1, listen="127.0.0.1")
                 )
                 self.out(f"    (a relay at port {relay.endpoint[1]} drops the MN's first datagram)")
                 endpoint = relay.endpoint
-            transport = self.transport(endpoint)
+            transport = self.transport(scenario.who, endpoint)
             stack.callback(transport.close)
+            # The production default: a direct request's Key CoA is the MN's own address.
+            coa = transport.local_address(ar_id)
+            self.out(
+                f"    who: {identity.nai}, CoA "
+                f"{'NULL' if scenario.kind == 'refresh' else ipaddress.IPv6Address(coa)}, "
+                f"AR-ID {self.lab.ar_id}"
+            )
+            start = starter(node, Kind(scenario.kind), ar_id, coa)
             result = run_exchange(node, transport, start, show)
         self._hops(identity.nai, ar_log, hks_log)
         ok = _matches(scenario.expect, result)

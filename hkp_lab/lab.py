@@ -99,7 +99,9 @@ class Lab:
         self.ar_process: subprocess.Popen[bytes] | None = None
         self.topology: netns.Topology | None = None
         self.ar_id = UDP_AR_ID
-        self.ar_host = "::1"
+        # UDP: the AR listens on 127.0.0.1 (as ::ffff:127.0.0.1); each lab MN sends from
+        # its own 127.0.0.0/8 address, so each has its own Key CoA (docs/lab.md).
+        self.ar_host = "::ffff:127.0.0.1"
         self.ar_port = 0
 
     @property
@@ -161,10 +163,6 @@ class Lab:
             f"port = {self.ar_port}",
             "[raw]",
             f"enabled = {'yes' if raw else 'no'}",
-            "[policy]",
-            # Until hkp-mn names its own CoA by default (issue 16, MN side): the AR's
-            # default accepts the NULL CoA only for §6.5 refreshes. Drop with that change.
-            "accept_null_coa = yes",
             "[coa_validation]",
             "mode = permissive",
             "[log]",
@@ -186,7 +184,7 @@ class Lab:
         work = self.directory / "ar"
         work.mkdir(parents=True, exist_ok=True)
         if self.topology is None:
-            self.ar_port = free_udp_port("::1")
+            self.ar_port = free_udp_port(self.ar_host)
         config = work / "hkp-ar.conf"
         config.write_text(self._ar_config())
         os.chmod(config, 0o600)  # it holds the RADIUS secret

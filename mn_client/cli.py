@@ -7,8 +7,10 @@
     hkp-mn load -n 1000 -c 50   # load generator: throughput and latency figures
     hkp-mn request --lab        # identity and AR from a running `hkp-lab up`
 
-The HMK comes from --hmk-file (hex, or 64+ raw octets) or $HKP_MN_HMK (hex), never from
-the command line, which other users can read.
+The HMK comes from --hmk-file (0x<hex> as the users file writes it, or bare hex) or
+$HKP_MN_HMK (the same), never from the command line, which other users can read. A direct
+request binds the key to the MN's own address (the source address the AR sees) unless
+--coa names another; a refresh always sends the NULL CoA (§6.5).
 """
 
 from __future__ import annotations
@@ -24,13 +26,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hkp_radius.constants import HKEY_REQ_TOUT, N_HO_KEYTRIES, NULL_COA, PRF, MacAlgorithm
+from hkp_radius.constants import HKEY_REQ_TOUT, N_HO_KEYTRIES, PRF, MacAlgorithm
 from hkp_radius.errors import HKPError
-from hkp_radius.mn.keys import format_address
-from hkp_radius.mn.role import Event, Kind, MNConfig, MobileNode, VerifyUnanswered
+from hkp_radius.mn import Event, Kind, MNConfig, MobileNode, VerifyUnanswered, format_address
 
 from .describe import describe_event
 from .driver import system_random
+from .hmk import HmkFileError, parse_hmk, read_hmk_file
 from .keyfile import KeyFile, KeyFileError, default_path
 from .session import exchange_deadline, run_exchange, run_load, starter
 from .transport import (
@@ -66,22 +68,11 @@ def _algorithm(text: str, kind: type[PRF] | type[MacAlgorithm]) -> int:
 
 def _read_hmk(path: str | None) -> bytes:
     if path:
-        try:
-            raw = Path(path).read_bytes()
-        except OSError as exc:
-            raise UsageError(f"cannot read --hmk-file {path}: {exc.strerror}") from None
-        text = raw.strip()
-        try:
-            return bytes.fromhex(text.decode("ascii"))
-        except (UnicodeDecodeError, ValueError):
-            return raw
+        return read_hmk_file(path)
     env = os.environ.get("HKP_MN_HMK")
     if env:
-        try:
-            return bytes.fromhex(env.strip())
-        except ValueError:
-            raise UsageError("$HKP_MN_HMK must be hex") from None
-    raise UsageError("no HMK: give --hmk-file PATH or set $HKP_MN_HMK (hex)")
+        return parse_hmk(env, "$HKP_MN_HMK")
+    raise UsageError("no HMK: give --hmk-file PATH or set $HKP_MN_HMK (0x<hex> or hex)")
 
 
 def lab_endpoints(directory: str | None) -> dict[str, Any]:
@@ -180,11 +171,11 @@ def cmd_exchange(args: argparse.Namespace) -> int:
     keyfile = KeyFile.load(Path(args.keys))
     node = MobileNode(_config(args, nai, hmk), system_random, keyfile.keys)
     keyfile.restore(node)
-    coa = _address(args.coa, "--coa") if args.coa else NULL_COA
-    start = starter(node, Kind(args.command), target.ar_id, coa)
-    _print(args, f"{nai.decode()} {args.command} with {target.describe()}")
     transport = target.transport()
     try:
+        coa = _coa(args, transport, target.ar_id)
+        start = starter(node, Kind(args.command), target.ar_id, coa)
+        _print(args, f"{nai.decode()} {args.command} with {target.describe()}")
         result = run_exchange(node, transport, start, lambda e: _print(args, describe_event(e)))
     finally:
         transport.close()
@@ -197,6 +188,37 @@ def cmd_exchange(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(_result_json(result.events, final), indent=1))
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _coa(args: argparse.Namespace, transport: Transport, ar_id: bytes) -> bytes:
+    """--coa, else the MN's own address towards the AR (the secure default, §7.4)."""
+    if args.coa:
+        return _address(args.coa, "--coa")
+    try:
+        return transport.local_address(ar_id)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot find our own address towards the AR ({exc}): give --coa"
+        ) from None
+
+
+LOAD_COA_PREFIX = ipaddress.IPv6Network("2001:db8:10ad::/64")  # RFC 3849 documentation
+
+
+def _load_coas(
+    args: argparse.Namespace, transport: Transport, ar_id: bytes, count: int
+) -> list[bytes]:
+    """One Key CoA per load identity (§7.4: an AR refuses a CoA bound to another MN):
+    --coa (or our own address) for one identity; for more, --coa + i, or without --coa
+    addresses of 2001:db8:10ad::/64, which only a permissive AR (the lab's) accepts."""
+    if count == 1:
+        return [_coa(args, transport, ar_id)]
+    base = (
+        ipaddress.IPv6Address(_coa(args, transport, ar_id))
+        if args.coa
+        else (LOAD_COA_PREFIX.network_address)
+    )
+    return [(base + 1 + i).packed for i in range(count)]
 
 
 def _result_json(events: list[Event], final: Any) -> dict[str, Any]:
@@ -220,7 +242,7 @@ def _result_json(events: list[Event], final: Any) -> dict[str, Any]:
 
 def cmd_keys(args: argparse.Namespace) -> int:
     keyfile = KeyFile.load(Path(args.keys))
-    now = time.time()
+    now = time.time()  # held keys' expiry is wall time (persisted)
     rows = []
     for key in keyfile.keys.all():
         row: dict[str, Any] = {
@@ -253,8 +275,12 @@ def cmd_load(args: argparse.Namespace) -> int:
     if not target.identities:
         raise UsageError("no identity: give --nai NAI (and --hmk-file), or --lab")
     configs = [_config(args, nai, hmk) for nai, hmk in target.identities]
-    coa = _address(args.coa, "--coa") if args.coa else NULL_COA
-    figures = run_load(configs, target.transport, target.ar_id, args.n, args.c, coa)
+    probe = target.transport()
+    try:
+        coas = _load_coas(args, probe, target.ar_id, len(configs))
+    finally:
+        probe.close()
+    figures = run_load(configs, target.transport, target.ar_id, args.n, args.c, coas)
     if args.json:
         print(json.dumps({**figures.__dict__, "latencies": None, "lines": figures.lines()}))
     else:
@@ -295,7 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     who = common.add_argument_group("identity and AR")
     who.add_argument("--nai", help="the MN's NAI (MN-ID)")
-    who.add_argument("--hmk-file", help="file holding the HMK (hex or raw); else $HKP_MN_HMK")
+    who.add_argument(
+        "--hmk-file", help="file holding the HMK (0x<hex> or bare hex); else $HKP_MN_HMK"
+    )
     who.add_argument("--ar", help="AR-ID: the AR's IPv6 address as the MN sees it (P4)")
     who.add_argument("--udp", metavar="HOST[:PORT]", help="AR's UDP endpoint (P9, port 54135)")
     who.add_argument("--raw", action="store_true", help="raw IPv6 Next Header 135 (root)")
@@ -303,7 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--lab", action="store_true", help="identity and AR from `hkp-lab up`")
     who.add_argument("--lab-dir", help="lab state dir (default $HKP_LAB_DIR or the lab's)")
     policy = common.add_argument_group("policy")
-    policy.add_argument("--coa", help="Key Care-of Address (default NULL)")
+    policy.add_argument(
+        "--coa", help="Key Care-of Address (default: our own address towards the AR)"
+    )
     algorithms = "HMAC-SHA1 (1, default) or HMAC-SHA256 (2)"
     policy.add_argument("--prf", default="HMAC-SHA1", help=f"PRF: {algorithms}")
     policy.add_argument("--mac-alg", default="HMAC-SHA1", help=f"MAC algorithm: {algorithms}")
@@ -345,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (UsageError, KeyFileError, HKPError) as exc:
+    except (UsageError, KeyFileError, HmkFileError, HKPError) as exc:
         print(f"hkp-mn: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

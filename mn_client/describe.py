@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from hkp_radius.constants import PRF, MacAlgorithm, Status
-from hkp_radius.mn.keys import format_address
-from hkp_radius.mn.role import (
+from hkp_radius.mn import (
     Discarded,
     ErrorReceived,
     Event,
@@ -12,6 +11,7 @@ from hkp_radius.mn.role import (
     KeyEstablished,
     RequestSent,
     VerifyUnanswered,
+    format_address,
 )
 
 

@@ -1,5 +1,6 @@
 """A plain-socket driver for hkp_radius.mn.MobileNode: one selector, many (node,
-transport) pairs, the wall clock as `now`, the role's timers armed as select timeouts."""
+transport) pairs, the monotonic clock for timers and the wall clock for timestamps, the
+role's timers armed as select timeouts."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import selectors
 import time
 from collections.abc import Callable
 
-from hkp_radius.mn.role import Event, MobileNode
+from hkp_radius.mn import Datagram, Event, MobileNode, Output
 
 from .transport import Transport
 
@@ -22,37 +23,35 @@ def system_random(count: int) -> bytes:
 
 
 class Driver:
-    def __init__(self, on_event: EventSink, clock: Clock = time.time) -> None:
+    def __init__(
+        self, on_event: EventSink, clock: Clock = time.monotonic, wall: Clock = time.time
+    ) -> None:
         self._selector = selectors.DefaultSelector()
         self._pairs: list[tuple[MobileNode, Transport]] = []
+        self._transports: dict[int, Transport] = {}
         self._on_event = on_event
         self.clock = clock
+        self.wall = wall
 
     def add(self, node: MobileNode, transport: Transport) -> None:
         self._pairs.append((node, transport))
+        self._transports[id(node)] = transport
         self._selector.register(transport.fileno(), selectors.EVENT_READ, (node, transport))
 
-    def flush(self, node: MobileNode, transport: Transport) -> None:
-        """Send what the role wants sent and hand its events on, until neither is left:
-        an event handler may start a new exchange, whose HKReq must go out now, not
-        when the next timer happens to fire."""
-        while True:
-            datagrams, events = node.datagrams_to_send(), node.events()
-            if not datagrams and not events:
-                return
-            for datagram in datagrams:
-                transport.send(datagram.ar_id, datagram.data)
-            for event in events:
-                self._on_event(node, event)
-
-    def flush_all(self) -> None:
-        for node, transport in self._pairs:
-            self.flush(node, transport)
+    def dispatch(self, node: MobileNode, outputs: list[Output]) -> None:
+        """Carry out what the role returned, in order: datagrams go out on the node's
+        transport, events go to the sink (which may start an exchange and dispatch its
+        outputs in turn: its HKReq goes out now, not when the next timer fires)."""
+        transport = self._transports[id(node)]
+        for output in outputs:
+            if isinstance(output, Datagram):
+                transport.send(output.ar_id, output.data)
+            else:
+                self._on_event(node, output)
 
     def run(self, done: Callable[[], bool], deadline: float | None = None) -> bool:
-        """Serve sockets and timers until `done()` or the wall clock passes `deadline`.
-        Returns done()."""
-        self.flush_all()
+        """Serve sockets and timers until `done()` or the monotonic clock passes
+        `deadline`. Returns done()."""
         while not done():
             now = self.clock()
             if deadline is not None and now >= deadline:
@@ -64,14 +63,14 @@ class Driver:
             for key, _ in self._selector.select(max(0.0, wake - now)):
                 node, transport = key.data
                 for data, ar_id in transport.receive():
-                    node.receive_datagram(data, ar_id, self.clock())
-                self.flush(node, transport)
+                    self.dispatch(
+                        node, node.receive_datagram(data, ar_id, self.clock(), self.wall())
+                    )
             now = self.clock()
-            for node, transport in self._pairs:
+            for node, _ in self._pairs:
                 timer = node.next_timer()
                 if timer is not None and timer <= now:
-                    node.on_timer(now)
-                    self.flush(node, transport)
+                    self.dispatch(node, node.on_timer(now, self.wall()))
         return True
 
     def close(self, close_transports: bool = True) -> None:
@@ -80,4 +79,5 @@ class Driver:
             if close_transports:
                 transport.close()
         self._pairs.clear()
+        self._transports.clear()
         self._selector.close()

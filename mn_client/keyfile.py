@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hkp_radius.errors import HKPError
-from hkp_radius.mn.keys import HeldKey, KeyStore
-from hkp_radius.mn.role import MobileNode
+from hkp_radius.mn import HeldKey, KeyStore, MobileNode
 
 FILE_VERSION = 1
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from hkp_radius.errors import LocalProtocolError
-from hkp_radius.mn.role import (
+from hkp_radius.mn import (
     COA_RETRY_JITTER,
     Event,
     GaveUp,
@@ -16,7 +16,9 @@ from hkp_radius.mn.role import (
     Kind,
     MNConfig,
     MobileNode,
+    Output,
     RequestSent,
+    exchange_started,
 )
 
 from .driver import Driver, system_random
@@ -38,15 +40,18 @@ def exchange_deadline(config: MNConfig) -> float:
     )
 
 
-def starter(
-    node: MobileNode, kind: Kind, ar_id: bytes, care_of_address: bytes
-) -> Callable[[float], int]:
-    """The `start` of run_exchange for one kind of exchange (the CLI's and the lab's)."""
+Start = Callable[[float, float], list[Output]]
+
+
+def starter(node: MobileNode, kind: Kind, ar_id: bytes, care_of_address: bytes) -> Start:
+    """The `start(now, wall)` of run_exchange for one kind of exchange (the CLI's and the
+    lab's). `care_of_address`: the MN's own address for a direct request (the default of
+    hkp-mn and the lab); a refresh always sends NULL (§6.5)."""
     if kind is Kind.VERIFY:
-        return lambda now: node.verify_key(ar_id, now, care_of_address)
+        return lambda now, wall: node.verify_key(ar_id, care_of_address, now, wall)
     if kind is Kind.REFRESH:
-        return lambda now: node.refresh_key(ar_id, now)  # §6.5: the CoA is NULL
-    return lambda now: node.request_key(ar_id, now, care_of_address)
+        return lambda now, wall: node.refresh_key(ar_id, now, wall)
+    return lambda now, wall: node.request_key(ar_id, care_of_address, now, wall)
 
 
 @dataclass
@@ -68,11 +73,11 @@ class ExchangeResult:
 def run_exchange(
     node: MobileNode,
     transport: Transport,
-    start: Callable[[float], int],
+    start: Start,
     on_event: Callable[[Event], None] | None = None,
     deadline: float | None = None,
 ) -> ExchangeResult:
-    """Start one exchange with `start(now)` and drive it to its end, or for `deadline`
+    """Start one exchange with `start(now, wall)` and drive it to its end, or for `deadline`
     seconds (default: exchange_deadline of the node's config); then `final` is None."""
     if deadline is None:
         deadline = exchange_deadline(node.config)
@@ -86,8 +91,10 @@ def run_exchange(
     driver = Driver(sink)
     driver.add(node, transport)
     try:
-        number = start(driver.clock())
-        driver.run(lambda: node.state_of(number) is None, driver.clock() + deadline)
+        outputs = start(driver.clock(), driver.wall())
+        number = exchange_started(outputs)
+        driver.dispatch(node, outputs)
+        driver.run(lambda: node.finished(number), driver.clock() + deadline)
     finally:
         driver.close(close_transports=False)
     return result
@@ -126,12 +133,17 @@ def run_load(
     ar_id: bytes,
     total: int,
     concurrency: int,
-    care_of_address: bytes,
-    clock: Callable[[], float] = time.time,
+    care_of_addresses: Sequence[bytes],
+    clock: Callable[[], float] = time.monotonic,
 ) -> LoadFigures:
     """`total` full requests, at most `concurrency` in flight, spread over the
-    identities (one MobileNode and one socket each; Message IDs stay unique per node)."""
+    identities (one MobileNode and one socket each; Message IDs stay unique per node).
+    Identity i asks for keys bound to `care_of_addresses[i]`: each MN its own CoA, since
+    an AR refuses a CoA bound to another MN (§7.4)."""
+    if len(care_of_addresses) != len(configs):
+        raise ValueError("one Key CoA per identity")
     nodes = [MobileNode(config, system_random) for config in configs]
+    coas = {id(node): coa for node, coa in zip(nodes, care_of_addresses, strict=True)}
     per_node_limit = 255  # Message IDs per (node, AR) in flight (one octet, §5.1.1)
     concurrency = max(1, min(concurrency, total, per_node_limit * len(nodes)))
     started = 0
@@ -144,7 +156,8 @@ def run_load(
         nonlocal started, finished
         started += 1
         try:
-            node.request_key(ar_id, clock(), care_of_address)
+            outputs = node.request_key(ar_id, coas[id(node)], clock(), time.time())
+            driver.dispatch(node, outputs)
         except LocalProtocolError:  # e.g. this AR prohibited the identity (§6.2.2.1)
             finished += 1
 

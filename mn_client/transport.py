@@ -27,7 +27,30 @@ class Transport(Protocol):
         """Pending datagrams as (data, ar_id of the sender); never blocks."""
         ...
 
+    def local_address(self, ar_id: bytes) -> bytes:
+        """The MN's own IPv6 address towards `ar_id` (16 octets): the source address the
+        AR sees, the default Key CoA of a direct request (§6.2.1, §7.4)."""
+        ...
+
     def close(self) -> None: ...
+
+
+def source_towards(host: str, port: int) -> bytes:
+    """The address the kernel would send from to (host, port), as 16 octets; an IPv4
+    source becomes the IPv4-mapped address a dual-stack AR socket sees (::ffff:a.b.c.d).
+    Connecting a UDP socket only asks the routing table; nothing is sent."""
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        probe.connect(address)
+        return as_ipv6(str(probe.getsockname()[0]))
+
+
+def as_ipv6(text: str) -> bytes:
+    """An address as 16 octets, IPv4 as IPv4-mapped (::ffff:a.b.c.d)."""
+    ip = ipaddress.ip_address(text.split("%")[0])
+    if isinstance(ip, ipaddress.IPv4Address):
+        return ipaddress.IPv6Address(f"::ffff:{ip}").packed
+    return ip.packed
 
 
 def parse_endpoint(text: str, default_port: int = UDP_DEFAULT_PORT) -> tuple[str, int]:
@@ -60,9 +83,13 @@ def parse_endpoint(text: str, default_port: int = UDP_DEFAULT_PORT) -> tuple[str
 
 class UdpTransport:
     """UDP encapsulation (P9): the datagram payload is the MH; checksum zero, ignored.
-    `endpoints` maps each AR-ID (16 octets) to that AR's UDP (host, port)."""
+    `endpoints` maps each AR-ID (16 octets) to that AR's UDP (host, port); `source`
+    optionally binds our address (its family must be the endpoints')."""
 
-    def __init__(self, endpoints: Mapping[bytes, tuple[str, int]]) -> None:
+    def __init__(
+        self, endpoints: Mapping[bytes, tuple[str, int]], source: str | None = None
+    ) -> None:
+        self._source = source
         self._sockets: dict[int, socket.socket] = {}
         self._targets: dict[bytes, tuple[socket.socket, tuple[str, int]]] = {}
         self._senders: dict[tuple[str, int], bytes] = {}
@@ -71,9 +98,14 @@ class UdpTransport:
             sock = self._sockets.get(family)
             if sock is None:
                 sock = socket.socket(family, socket.SOCK_DGRAM)
-                sock.setblocking(False)
-                sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
                 self._sockets[family] = sock
+                sock.setblocking(False)
+                wildcard = "::" if family == socket.AF_INET6 else "0.0.0.0"
+                try:
+                    sock.bind((source or wildcard, 0))
+                except OSError:
+                    self.close()
+                    raise
             target = (str(ipaddress.ip_address(address[0])), int(address[1]))
             self._targets[ar_id] = (sock, target)
             self._senders[target] = ar_id
@@ -109,6 +141,12 @@ class UdpTransport:
     def local_port(self) -> int:
         return int(next(iter(self._sockets.values())).getsockname()[1])
 
+    def local_address(self, ar_id: bytes) -> bytes:
+        if self._source:
+            return as_ipv6(self._source)
+        _, (host, port) = self._targets[ar_id]
+        return source_towards(host, port)
+
     def close(self) -> None:
         for sock in self._sockets.values():
             sock.close()
@@ -120,6 +158,7 @@ class RawIPv6Transport:
     destination is the AR-ID itself; `source` optionally binds our address."""
 
     def __init__(self, source: str | None = None) -> None:
+        self._source = source
         self._sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_MH)
         try:
             self._sock.setsockopt(socket.IPPROTO_IPV6, IPV6_CHECKSUM, MH_CHECKSUM_OFFSET)
@@ -149,6 +188,11 @@ class RawIPv6Transport:
             except OSError:
                 continue
             out.append((data, socket.inet_pton(socket.AF_INET6, source[0].split("%")[0])))
+
+    def local_address(self, ar_id: bytes) -> bytes:
+        if self._source:
+            return as_ipv6(self._source)
+        return source_towards(socket.inet_ntop(socket.AF_INET6, ar_id), 9)
 
     def close(self) -> None:
         self._sock.close()

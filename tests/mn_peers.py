@@ -1,6 +1,7 @@
 """In-memory peers for MN role tests: an AR built from the codec and crypto, with the
 real HKS role (hkp_radius.hks) behind it, and the real AR and HKS roles wired together
-(`ThreeRoles`). No sockets, no clock: `now` is passed in."""
+(`ThreeRoles`), and `Node`, a test harness around the MN role that buffers the outputs
+each call returns. No sockets, no clock: `now` is passed in (and used as `wall` too)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from hkp_radius.hks.role import (
     Reject,
     handle_request,
 )
-from hkp_radius.mn.role import MNConfig, MobileNode
+from hkp_radius.mn import Datagram, Event, MNConfig, MobileNode, Output, exchange_started
 from hkp_radius.wire.messages import HKReq, HKResp, decode_message
 from hkp_radius.wire.options import HandoverNonce, MacOption, Option, Timestamp
 from tests.random_source import CountingRandom
@@ -34,11 +35,59 @@ HMK = bytes(range(64))
 T0 = 1_700_000_000.0  # "now" of the role tests
 
 
-def node(**changes: object) -> MobileNode:
-    return MobileNode(config(**changes), CountingRandom(b"mn-tests"))
+class Node:
+    """The MN role with its outputs buffered for the tests: commands return the exchange
+    number, `datagrams_to_send()` and `events()` drain what the calls returned. `now` is
+    both the monotonic and the wall time. Anything else is the role's own."""
+
+    def __init__(self, role: MobileNode) -> None:
+        self.role = role
+        self.outputs: list[Output] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.role, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("role", "outputs"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.role, name, value)
+
+    def _take(self, outputs: list[Output]) -> list[Output]:
+        self.outputs += outputs
+        return outputs
+
+    def request_key(self, ar_id: bytes, now: float, care_of_address: bytes = COA) -> int:
+        return exchange_started(self._take(self.role.request_key(ar_id, care_of_address, now, now)))
+
+    def verify_key(self, ar_id: bytes, now: float, care_of_address: bytes = COA) -> int:
+        return exchange_started(self._take(self.role.verify_key(ar_id, care_of_address, now, now)))
+
+    def refresh_key(self, ar_id: bytes, now: float) -> int:
+        return exchange_started(self._take(self.role.refresh_key(ar_id, now, now)))
+
+    def receive_datagram(self, data: bytes, ar_id: bytes, now: float) -> list[Output]:
+        return self._take(self.role.receive_datagram(data, ar_id, now, now))
+
+    def on_timer(self, now: float) -> list[Output]:
+        return self._take(self.role.on_timer(now, now))
+
+    def datagrams_to_send(self) -> list[Datagram]:
+        out = [o for o in self.outputs if isinstance(o, Datagram)]
+        self.outputs = [o for o in self.outputs if not isinstance(o, Datagram)]
+        return out
+
+    def events(self) -> list[Event]:
+        out = [o for o in self.outputs if not isinstance(o, Datagram)]
+        self.outputs = [o for o in self.outputs if isinstance(o, Datagram)]
+        return out
 
 
-def pump(mn: MobileNode, ar: FakeAR, now: float, drop_first: int = 0) -> list[object]:
+def node(**changes: object) -> Node:
+    return Node(MobileNode(config(**changes), CountingRandom(b"mn-tests")))
+
+
+def pump(mn: Node, ar: FakeAR, now: float, drop_first: int = 0) -> list[object]:
     """Deliver the MN's datagrams to `ar` and its answers back until quiet."""
     dropped = 0
     for _ in range(20):
@@ -181,7 +230,7 @@ class ThreeRoles:
         self.hks_decisions: list[object] = []
         self.ar_actions: list[object] = []
 
-    def run(self, mn: MobileNode, now: float, lose: int = 0) -> list[object]:
+    def run(self, mn: Node, now: float, lose: int = 0) -> list[object]:
         for _ in range(50):
             out = mn.datagrams_to_send()
             if not out:

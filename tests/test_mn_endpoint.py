@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from hkp_radius.mn.role import MNConfig
+from hkp_radius.mn import MNConfig
+from mn_client import UDP_DEFAULT_PORT, exchange_deadline, parse_endpoint
 from mn_client.cli import main
-from mn_client.session import exchange_deadline
-from mn_client.transport import UDP_DEFAULT_PORT, parse_endpoint
 
 
 @pytest.mark.parametrize(

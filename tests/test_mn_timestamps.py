@@ -6,28 +6,28 @@ from __future__ import annotations
 import pytest
 
 from hkp_radius.constants import Status
+from hkp_radius.mn import ErrorReceived, GaveUp, KeyEstablished, MobileNode
 from hkp_radius.mn.clock import TIMESTAMP_RANDOM_BITS, RandomSource
-from hkp_radius.mn.role import ErrorReceived, GaveUp, KeyEstablished, MobileNode
 from hkp_radius.wire import ntp
 from hkp_radius.wire.messages import HKReq, decode_message
 
-from .mn_peers import AR_ID, CountingRandom, FakeAR, config
+from .mn_peers import AR_ID, CountingRandom, FakeAR, Node, config
 
 T0 = 1_700_000_000.0
 
 
-def node(**changes: object) -> MobileNode:
-    return MobileNode(config(**changes), CountingRandom())
+def node(**changes: object) -> Node:
+    return Node(MobileNode(config(**changes), CountingRandom()))
 
 
-def timestamp_sent(mn: MobileNode) -> int:
+def timestamp_sent(mn: Node) -> int:
     (datagram,) = mn.datagrams_to_send()
     request = decode_message(datagram.data)
     assert isinstance(request, HKReq) and request.timestamp is not None
     return request.timestamp
 
 
-def pump(mn: MobileNode, ar: FakeAR, now: float) -> list[object]:
+def pump(mn: Node, ar: FakeAR, now: float) -> list[object]:
     """Deliver the MN's datagrams to `ar` and its answers back until quiet."""
     for _ in range(20):
         out = mn.datagrams_to_send()
@@ -48,7 +48,7 @@ def test_timestamp_low_bits_come_from_the_random_source() -> None:
     now = T0 + 0.25  # fraction 0x40000000: the clock's low 12 bits are zero
     stamps = []
     for fill in (0xA5, 0x3C):
-        mn = MobileNode(config(), constant(fill))
+        mn = Node(MobileNode(config(), constant(fill)))
         mn.request_key(AR_ID, now)
         stamps.append(timestamp_sent(mn))
     mask = (1 << TIMESTAMP_RANDOM_BITS) - 1
@@ -99,7 +99,7 @@ def test_backward_correction_keeps_the_last_successful_timestamp_as_the_floor() 
 
 
 def test_two_refusals_of_one_skew_correct_the_clock_once() -> None:
-    mn, ar = MobileNode(config(), CountingRandom(), clock_offset=100.0), FakeAR()
+    mn, ar = Node(MobileNode(config(), CountingRandom(), clock_offset=100.0)), FakeAR()
     mn.request_key(AR_ID, T0)
     mn.request_key(AR_ID, T0)
     events = pump(mn, ar, T0)

@@ -9,20 +9,19 @@ import dataclasses
 import pytest
 
 from hkp_radius.constants import MacSubtype
-from hkp_radius.mn.role import (
+from hkp_radius.mn import (
     GaveUp,
     KeyEstablished,
     Kind,
-    MobileNode,
     RequestSent,
     VerifyUnanswered,
 )
-from mn_client.describe import describe_event
+from mn_client import describe_event
 
-from .mn_peers import AR_ID, COA, NAI, T0, FakeAR, ThreeRoles, node, only, pump
+from .mn_peers import AR_ID, COA, NAI, T0, FakeAR, Node, ThreeRoles, node, only, pump
 
 
-def _fire_timers(mn: MobileNode, now: float, times: int) -> tuple[float, list[object]]:
+def _fire_timers(mn: Node, now: float, times: int) -> tuple[float, list[object]]:
     """Let `times` timers expire with nothing answering; return the time and the events."""
     events: list[object] = []
     for _ in range(times):
@@ -37,6 +36,7 @@ def test_unanswered_verify_falls_back_to_a_full_request_keeping_the_old_key_mean
     mn, ar = node(), FakeAR()
     mn.request_key(AR_ID, T0, COA)
     original = only(pump(mn, ar, T0), KeyEstablished)[0].key
+    mn.on_timer(T0 + 1.0)  # the finished request stops lingering (state.py)
     ar.drop_verify = True  # as an AR whose key differs: §6.3.1 silently discards
     number = mn.verify_key(AR_ID, T0 + 60, COA)
     assert not only(pump(mn, ar, T0 + 60), KeyEstablished)
@@ -68,6 +68,7 @@ def test_unanswered_verify_and_fallback_give_up_keeping_the_old_key() -> None:
     mn, ar = node(), FakeAR()
     mn.request_key(AR_ID, T0, COA)
     original = only(pump(mn, ar, T0), KeyEstablished)[0].key
+    mn.on_timer(T0 + 1.0)  # the finished request stops lingering (state.py)
     mn.verify_key(AR_ID, T0 + 60, COA)
     events: list[object] = list(mn.events())
     now, more = _fire_timers(mn, T0 + 60, 8)

@@ -1,4 +1,4 @@
-"""The mobile node role (draft §6.2)."""
+"""The mobile node role (draft §6.2): `MobileNode` and what goes in and comes out."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from .clock import (
     echoes_low_bits,
     seconds_correction,
 )
+from .config import MESSAGE_ID_REUSE_GUARD, MNConfig
 from .events import (
     Datagram,
     Discarded,
@@ -17,16 +18,24 @@ from .events import (
     GaveUp,
     KeyEstablished,
     Kind,
+    Output,
     RequestSent,
     VerifyUnanswered,
 )
 from .keys import HeldKey, KeyStore, format_address
-from .role import TRANSITIONS, Action, Input, MNConfig, MobileNode, State
+from .role import COA_RETRY_JITTER, MAX_CORRECTIONS, MobileNode, exchange_started
+from .state import FINISHED, TRANSITIONS, Action, Input, State, transition
+from .verdict import Correction, Verdict
 
 __all__ = [
+    "COA_RETRY_JITTER",
+    "FINISHED",
+    "MAX_CORRECTIONS",
+    "MESSAGE_ID_REUSE_GUARD",
     "TIMESTAMP_RANDOM_BITS",
     "TRANSITIONS",
     "Action",
+    "Correction",
     "Datagram",
     "Discarded",
     "ErrorReceived",
@@ -39,12 +48,16 @@ __all__ = [
     "Kind",
     "MNConfig",
     "MobileNode",
+    "Output",
     "RandomSource",
     "RequestSent",
     "State",
     "TimestampClock",
+    "Verdict",
     "VerifyUnanswered",
     "echoes_low_bits",
+    "exchange_started",
     "format_address",
     "seconds_correction",
+    "transition",
 ]

@@ -1,6 +1,8 @@
 """What the MN role (hkp_radius.mn) puts out: datagrams and events (draft §6.2).
 
-Frozen values; none carries an HMK, HIK or HK in its repr.
+Every command, `receive_datagram` and `on_timer` returns a list of these (`Output`), in
+the order they happened: a `RequestSent` comes just before its `Datagram`. Frozen values;
+none carries an HMK, HIK or HK in its repr.
 """
 
 from __future__ import annotations
@@ -46,14 +48,14 @@ class KeyEstablished:
     key: HeldKey  # its repr omits the HK
     verified: bool  # True: a held key was confirmed (V flag), False: a new key
     replaced: bool  # an older key for this AR was discarded (§6.2.1)
-    elapsed: float
+    elapsed: float  # seconds since the exchange started (monotonic)
 
 
 @dataclass(frozen=True)
 class ErrorReceived:
     exchange: int
     status: int
-    authenticated: bool  # its MN-HKS MAC verified (P7)
+    authenticated: bool  # its MN-HKS MAC verified (P7); False: a hint, acted on at the timer
     reaction: str  # what the MN does about it, for people
 
 
@@ -85,3 +87,5 @@ class GaveUp:
 
 
 Event = RequestSent | KeyEstablished | ErrorReceived | Discarded | VerifyUnanswered | GaveUp
+
+Output = Datagram | Event

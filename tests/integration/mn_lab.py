@@ -11,10 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from hkp_lab.lab import Lab
-from hkp_radius.mn.role import MNConfig, MobileNode
-from mn_client.driver import system_random
-from mn_client.session import ExchangeResult, run_exchange
-from mn_client.transport import Transport, UdpTransport
+from hkp_radius.mn import MNConfig, MobileNode, Output
+from mn_client import ExchangeResult, Transport, UdpTransport, run_exchange, system_random
 from tests.integration.conftest import requires_freeradius
 
 needs_root_and_freeradius = requires_freeradius  # never skipped by default (conftest)
@@ -49,7 +47,7 @@ def udp(lab: Lab, endpoint: tuple[str, int] | None = None) -> Transport:
 
 
 def exchange(
-    node: MobileNode, transport: Transport, start: Callable[[float], int]
+    node: MobileNode, transport: Transport, start: Callable[[float, float], list[Output]]
 ) -> ExchangeResult:
     try:
         return run_exchange(node, transport, start)

@@ -12,8 +12,8 @@ import pytest
 from hkp_lab import netns
 from hkp_lab.lab import Lab
 from hkp_radius.constants import Status
-from hkp_radius.mn.role import ErrorReceived, KeyEstablished, RequestSent
-from mn_client.transport import RawIPv6Transport, Transport
+from hkp_radius.mn import ErrorReceived, KeyEstablished, Kind, RequestSent
+from mn_client import RawIPv6Transport, Transport, starter
 
 from .mn_lab import ar_id, exchange, needs_root_and_freeradius, node_for, running_lab
 
@@ -48,13 +48,13 @@ def test_namespaces_exist_and_are_separate(lab: Lab) -> None:
 
 def test_request_and_verify_over_raw_ipv6(lab: Lab) -> None:
     node = node_for(lab, "alice")
-    result = exchange(node, raw(lab), lambda now: node.request_key(ar_id(lab), now, coa(lab, 0)))
+    result = exchange(node, raw(lab), starter(node, Kind.REQUEST, ar_id(lab), coa(lab, 0)))
     final = result.final
     assert isinstance(final, KeyEstablished) and not final.verified, result.events
     # A fresh veth passes the first HKReq (no DAD holding neighbour discovery back).
     assert [e.attempt for e in result.events if isinstance(e, RequestSent)] == [1]
     assert final.key.spi >= 256 and final.key.lifetime == 3600
-    again = exchange(node, raw(lab), lambda now: node.verify_key(ar_id(lab), now, coa(lab, 0)))
+    again = exchange(node, raw(lab), starter(node, Kind.VERIFY, ar_id(lab), coa(lab, 0)))
     verified = again.final
     assert isinstance(verified, KeyEstablished) and verified.verified, again.events
     assert verified.key.spi == final.key.spi
@@ -62,7 +62,7 @@ def test_request_and_verify_over_raw_ipv6(lab: Lab) -> None:
 
 def test_invalid_timestamp_over_raw_ipv6(lab: Lab) -> None:
     node = node_for(lab, "bob", clock_offset=600.0)
-    result = exchange(node, raw(lab), lambda now: node.request_key(ar_id(lab), now, coa(lab, 1)))
+    result = exchange(node, raw(lab), starter(node, Kind.REQUEST, ar_id(lab), coa(lab, 1)))
     (error,) = [e for e in result.events if isinstance(e, ErrorReceived)]
     assert error.status == Status.INVALID_TIMESTAMP and error.authenticated
     assert isinstance(result.final, KeyEstablished), result.events

@@ -12,7 +12,8 @@ import pytest
 from hkp_lab.lab import Lab, wait_for
 from hkp_lab.relay import LossyRelay
 from hkp_radius.constants import NULL_COA, Status
-from hkp_radius.mn.role import ErrorReceived, GaveUp, KeyEstablished, RequestSent
+from hkp_radius.mn import ErrorReceived, GaveUp, KeyEstablished, Kind, RequestSent
+from mn_client import starter
 
 from .mn_lab import ar_id, exchange, needs_root_and_freeradius, node_for, running_lab, udp
 
@@ -59,7 +60,7 @@ def _exchanges(lab: Lab, nai: str) -> list[dict[str, object]]:
 
 def test_request_then_returning_mn_verifies(lab: Lab) -> None:
     node = node_for(lab, "alice")
-    result = exchange(node, udp(lab), lambda now: node.request_key(ar_id(lab), now, COA))
+    result = exchange(node, udp(lab), starter(node, Kind.REQUEST, ar_id(lab), COA))
     final = result.final
     assert isinstance(final, KeyEstablished) and not final.verified, result.events
     key = final.key
@@ -71,7 +72,7 @@ def test_request_then_returning_mn_verifies(lab: Lab) -> None:
 
     # §6.2.3: the AR verifies the MN-AR MAC with the HK it got from FreeRADIUS, and the
     # MN verifies the answer with its own HK: both hold the same key.
-    again = exchange(node, udp(lab), lambda now: node.verify_key(ar_id(lab), now, COA))
+    again = exchange(node, udp(lab), starter(node, Kind.VERIFY, ar_id(lab), COA))
     verified = again.final
     assert isinstance(verified, KeyEstablished) and verified.verified, again.events
     assert verified.key.spi == key.spi and verified.key.hk == key.hk
@@ -80,7 +81,7 @@ def test_request_then_returning_mn_verifies(lab: Lab) -> None:
 
 def test_hks_invalid_timestamp_reaches_the_mn_signed_and_it_recovers(lab: Lab) -> None:
     node = node_for(lab, "bob", clock_offset=-300.0)
-    result = exchange(node, udp(lab), lambda now: node.request_key(ar_id(lab), now, coa(0x101)))
+    result = exchange(node, udp(lab), starter(node, Kind.REQUEST, ar_id(lab), coa(0x101)))
     errors = [e for e in result.events if isinstance(e, ErrorReceived)]
     assert [e.status for e in errors] == [Status.INVALID_TIMESTAMP]
     assert errors[0].authenticated  # the MN-HKS MAC of FreeRADIUS's HKResp verified
@@ -96,7 +97,7 @@ def test_first_hkreq_lost_then_retransmitted(lab: Lab) -> None:
         result = exchange(
             node,
             udp(lab, relay.endpoint),
-            lambda now: node.request_key(ar_id(lab), now, coa(0x102)),
+            starter(node, Kind.REQUEST, ar_id(lab), coa(0x102)),
         )
         assert relay.dropped == 1 and relay.forwarded == 1
     sent = [e for e in result.events if isinstance(e, RequestSent)]
@@ -109,7 +110,7 @@ def test_first_hkreq_lost_then_retransmitted(lab: Lab) -> None:
 
 def test_signed_administratively_prohibited_stops_the_mn(lab: Lab) -> None:
     node = node_for(lab, "mallory")
-    result = exchange(node, udp(lab), lambda now: node.request_key(ar_id(lab), now, coa(0x104)))
+    result = exchange(node, udp(lab), starter(node, Kind.REQUEST, ar_id(lab), coa(0x104)))
     (error,) = [e for e in result.events if isinstance(e, ErrorReceived)]
     assert error.status == Status.ADMINISTRATIVELY_PROHIBITED and error.authenticated
     assert isinstance(result.final, GaveUp)
@@ -118,11 +119,9 @@ def test_signed_administratively_prohibited_stops_the_mn(lab: Lab) -> None:
 
 def test_indirect_refresh_with_null_coa_replaces_the_key(lab: Lab) -> None:
     node = node_for(lab, "dave")
-    first = exchange(
-        node, udp(lab), lambda now: node.request_key(ar_id(lab), now, coa(0x103))
-    ).final
+    first = exchange(node, udp(lab), starter(node, Kind.REQUEST, ar_id(lab), coa(0x103))).final
     assert isinstance(first, KeyEstablished)
-    result = exchange(node, udp(lab), lambda now: node.refresh_key(ar_id(lab), now))
+    result = exchange(node, udp(lab), starter(node, Kind.REFRESH, ar_id(lab), NULL_COA))
     final = result.final
     assert isinstance(final, KeyEstablished) and final.replaced, result.events
     assert final.key.care_of_address == NULL_COA and final.key.spi != first.key.spi

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from hkp_lab.lab import stop_recorded
-from hkp_radius.mn.role import MNConfig, MobileNode
+from hkp_radius.mn import Datagram, MNConfig, MobileNode
 
 from .mn_lab import needs_root_and_freeradius
 
@@ -106,8 +106,13 @@ def test_up_prints_endpoints_that_work_and_down_stops_everything(
     node = MobileNode(
         MNConfig(nai=alice["nai"].encode(), hmk=bytes.fromhex(alice["hmk"])), secrets.token_bytes
     )
-    node.request_key(ipaddress.IPv6Address(ar["ar_id"]).packed, time.time())
-    wire = node.datagrams_to_send()[0].data
+    outputs = node.request_key(
+        ipaddress.IPv6Address(ar["ar_id"]).packed,
+        bytes(15) + b"\x01",
+        time.monotonic(),
+        time.time(),
+    )
+    wire = next(o.data for o in outputs if isinstance(o, Datagram))
     attributes = (
         f'User-Name = "{alice["nai"]}", HKP-Mobility-Header = 0x{wire.hex()}, '
         f"HKP-AR-Address = {ar['ar_id']}, Message-Authenticator = 0x00"
