@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(freeradius freeradius-python3 freeradius-utils iproute2 sqlite3
-              python3 python3-venv python3-pip ca-certificates)
+              python3 python3-venv python3-pip ca-certificates
+              tshark)  # tshark: the independent FMIPv6 decoder of tests/test_fmip.py
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

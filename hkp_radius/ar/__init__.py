@@ -27,6 +27,7 @@ from .events import (
     StoreKey,
     ValidateCoA,
 )
+from .fmip import FastBindingVerifier, FbuAccepted, FbuOutput, FbuRefused, SendFBack
 from .keys import SPI_DRAW_ATTEMPTS, KeyTable, StoredKey
 from .role import AccessRouter
 from .state import REASONS, TRANSITIONS, Do, Input, State, transition
@@ -49,6 +50,10 @@ __all__ = [
     "Discarded",
     "Do",
     "ExchangeDone",
+    "FastBindingVerifier",
+    "FbuAccepted",
+    "FbuOutput",
+    "FbuRefused",
     "HKSAccept",
     "HKSAnswer",
     "HKSReject",
@@ -57,6 +62,7 @@ __all__ = [
     "NullCoA",
     "Outcome",
     "SendAccessRequest",
+    "SendFBack",
     "SendHKResp",
     "State",
     "StoreKey",

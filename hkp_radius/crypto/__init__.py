@@ -1,8 +1,9 @@
-"""Key derivation, MACs (draft §6.1, P3, P4) and RFC 2548 salt encryption: pure functions."""
+"""Key derivation, MACs (draft §6.1, P3, P4), RFC 2548 salt encryption and the FMIPv6
+BADF Authenticator (P11): pure functions."""
 
 from __future__ import annotations
 
-from . import salt
+from . import fmip, salt
 from .primitives import (
     MAC_OPTION_HEADER_LENGTH,
     UnsupportedAlgorithmError,
@@ -23,6 +24,7 @@ __all__ = [
     "compute_mac",
     "derive_hik",
     "derive_hk",
+    "fmip",
     "gprf_plus",
     "mac_key_length",
     "salt",

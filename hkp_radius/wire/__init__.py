@@ -1,9 +1,9 @@
 """The wire codec: the bounds-checked reader, mobility options, HKReq/HKResp, NTP
-timestamps (P5) and the RADIUS attribute layer (P8)."""
+timestamps (P5), the RADIUS attribute layer (P8) and FMIPv6 FBU/FBack (`fmip`, P11)."""
 
 from __future__ import annotations
 
-from . import ntp, radius_attrs
+from . import fmip, ntp, radius_attrs
 from .messages import (
     MH_COMMON_LENGTH,
     PRF_MASK,
@@ -51,6 +51,7 @@ __all__ = [
     "check_option_sequence",
     "decode_message",
     "decode_options",
+    "fmip",
     "message_type",
     "mh_checksum",
     "ntp",
