@@ -27,6 +27,7 @@ from collections.abc import Callable, Hashable
 
 from pyrad.dictionary import Dictionary
 
+from hkp_radius.ar import FastBindingVerifier, FbuAccepted, FbuOutput, FbuRefused, SendFBack
 from hkp_radius.ar.events import (
     Action,
     CancelAccessRequest,
@@ -41,6 +42,7 @@ from hkp_radius.ar.events import (
 )
 from hkp_radius.ar.role import AccessRouter
 from hkp_radius.errors import ConfigError
+from hkp_radius.wire.fmip import MH_TYPE_FBU, fmip_type
 
 from .config import DaemonConfig, load_config
 from .keystore import SqliteKeyStore
@@ -85,6 +87,8 @@ class ARDaemon:
     ) -> None:
         self.config = config
         self.role = AccessRouter(config.role, random_bytes)
+        # P11: FBUs are checked against the role's own key table.
+        self.fbu = FastBindingVerifier(self.role.keys)
         self.keystore = SqliteKeyStore(config.key_store)
         self.udp: UdpTransport | None = None
         self.raw: RawTransport | None = None
@@ -185,10 +189,45 @@ class ARDaemon:
         self._apply(actions)
 
     def _datagram(self, data: bytes, peer: Hashable, ar_address: bytes) -> None:
+        if fmip_type(data) == MH_TYPE_FBU and isinstance(peer, (RawPeer, UdpPeer)):
+            self._fast_binding_update(data, peer, ar_address)
+            return
         role = self.role
         self._guarded(
             "an HKReq", lambda now, wall: role.receive_hkreq(data, peer, ar_address, now, wall)
         )
+
+    def _fast_binding_update(self, data: bytes, peer: RawPeer | UdpPeer, ar_address: bytes) -> None:
+        """P11: an FMIPv6 FBU for which this AR is the PAR; one log line per decision."""
+        try:
+            outputs: list[FbuOutput] = self.fbu.receive_fbu(
+                data, peer, peer.source, ar_address, time.monotonic()
+            )
+        except Exception:
+            log.exception("internal error handling an FBU")
+            return
+        for output in outputs:
+            if isinstance(output, FbuAccepted):
+                emit(
+                    logging.INFO,
+                    "fbu-accepted",
+                    spi=output.spi,
+                    nai=nai_text(output.nai),
+                    sequence=output.sequence,
+                    coa=address_text(output.care_of_address),
+                    new_coa=address_text(output.new_care_of_address),
+                )
+            elif isinstance(output, FbuRefused):
+                self.discarded += 1
+                emit(logging.INFO, "fbu-refused", spi=output.spi, reason=output.reason)
+            elif isinstance(output, SendFBack):
+                if isinstance(peer, UdpPeer) and self.udp is not None:
+                    self.udp.send(peer, output.wire)
+                elif isinstance(peer, RawPeer) and self.raw is not None:
+                    # The NCoA is off-link for the PAR: routed, no interface pinned.
+                    ifindex = peer.ifindex if output.destination == peer.source else 0
+                    target = RawPeer(output.destination, ifindex)
+                    self.raw.send(target, output.par_address, output.wire)
 
     def _radius_answer(self, ref: int, answer: HKSAnswer) -> None:
         role = self.role
