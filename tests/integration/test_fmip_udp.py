@@ -96,6 +96,8 @@ def test_fbu_with_the_hk_gets_fback_and_forgeries_are_refused(lab: Lab) -> None:
         assert isinstance(fback, FastBindingAck)
         assert fback.status == 0 and fback.sequence == 1 and fback.badf.spi == spi
         assert verify_badf(answer, fback.badf, hk, COA, par)
+        # The log line is written off the loop, possibly after the FBack left.
+        wait_for(lambda: _ar_events(lab, "fbu-accepted"), 10.0, "the fbu-accepted line")
         accepted = _ar_events(lab, "fbu-accepted")
         assert accepted[-1]["spi"] == spi and accepted[-1]["new_coa"] == "2001:db8:2::77"
         assert accepted[-1]["nai"] == "alice@lab.example"
