@@ -232,7 +232,7 @@ def test_par_refuses_other_spi() -> None:
     par, _ = _par()
     # The right HK under an SPI that is not its own: another MN's key, or none at all.
     other = sign_fmip(_fbu(spi=SPI + 1), HK, PCOA, PAR)
-    assert "no care-of address" in _refusal(par.receive_fbu(other, "p", PCOA, PAR, 1.0))
+    assert "does not verify" in _refusal(par.receive_fbu(other, "p", PCOA, PAR, 1.0))
     unknown = sign_fmip(_fbu(spi=SPI + 2), HK, PCOA, PAR)
     assert "no unexpired HK" in _refusal(par.receive_fbu(unknown, "p", PCOA, PAR, 1.0))
     send = sign_fmip(_fbu(spi=0), HK, PCOA, PAR)
@@ -259,6 +259,15 @@ def test_par_refuses_replay_wrong_source_and_expired_key() -> None:
     assert "does not verify" in _refusal(par.receive_fbu(newer, "p", PCOA, NCOA, 2.0))
     assert "no unexpired" in _refusal(par.receive_fbu(newer, "p", PCOA, PAR, 3601.0))
     assert isinstance(par.receive_fbu(newer, "p", PCOA, PAR, 3.0)[0], FbuAccepted)
+
+
+def test_unbound_key_uses_the_source() -> None:
+    # A key from a §6.5 refresh (NULL CoA) is bound to no CoA: the FBU's source stands in.
+    par, _ = _par()
+    bob = sign_fmip(_fbu(spi=SPI + 1), bytes(20), NCOA, PAR)
+    outputs = par.receive_fbu(bob, "p", NCOA, PAR, 1.0)
+    assert outputs[0] == FbuAccepted(SPI + 1, b"bob@example.net", 7, NCOA, NCOA)
+    assert "does not verify" in _refusal(par.receive_fbu(bob, "p", PCOA, PAR, 1.0))
 
 
 def test_par_refuses_garbage_and_fback() -> None:

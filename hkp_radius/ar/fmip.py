@@ -90,9 +90,10 @@ class FastBindingVerifier:
         key = self._keys.get(spi)
         if key is None or not self._keys.alive(spi, now):
             return [FbuRefused("no unexpired HK under this SPI", spi)]
-        coa = key.care_of_address
-        if coa is None:
-            return [FbuRefused("the HK is bound to no care-of address", spi)]
+        # P11 (erratum E3): Mobility Data's care-of address is the CoA bound to the HK; a
+        # key from an indirect refresh (§6.5, NULL CoA) is bound to none, and then it is
+        # the FBU's source (no other node's CoA is claimed, so §7.4 has nothing to check).
+        coa = key.care_of_address or source
         if not verify_badf(wire, message.badf, key.hk, coa, par_address):
             return [FbuRefused("the BADF Authenticator does not verify", spi)]
         if source != coa:
