@@ -1,6 +1,7 @@
 """`hkp-lab`: a private FreeRADIUS with the HKS, an AR, and MN exchanges through them.
 
     hkp-lab            # = hkp-lab run: start, run the exchanges, print the account, stop
+    hkp-lab run FILE   # (root) run a scenario file (TOML, docs/lab.md); `handover` is shipped
     hkp-lab up         # start and leave running; print the endpoints as JSON
     hkp-lab down       # stop what `up` started
     hkp-lab --netns    # (root) MN and AR in their own network namespaces, raw IPv6
@@ -99,6 +100,56 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK if ok else EXIT_FAILED
 
 
+def cmd_scenario(args: argparse.Namespace) -> int:
+    """`hkp-lab run FILE`: exit 0 when every step got what it expected, 1 when one did
+    not (naming it), 2 when the file cannot run (naming the line) or the lab cannot start."""
+    from .handover import HandoverLab, HandoverRunner
+    from .lab import LabError
+    from .netns import NetnsError
+    from .scenario import SHIPPED, ScenarioError, load
+
+    path = Path(args.scenario)
+    if not path.exists() and (SHIPPED / f"{args.scenario}.toml").exists():
+        path = SHIPPED / f"{args.scenario}.toml"
+    try:
+        scenario = load(path)
+    except ScenarioError as exc:
+        print(f"hkp-lab: {exc}", file=sys.stderr)
+        return EXIT_SETUP
+    if not _check(True):
+        return EXIT_SETUP
+    directory = Path(tempfile.mkdtemp(prefix="hkp-lab-scenario-", dir="/tmp"))
+    print(f"hkp-lab: {scenario.title}")
+    print(f"  one HKS, ARs {', '.join(scenario.routers)}, MNs {', '.join(scenario.mns)}")
+    lab = HandoverLab(directory, scenario.routers)
+    began = time.monotonic()
+    try:
+        try:
+            lab.start()
+        except (LabError, NetnsError, OSError, RuntimeError) as exc:
+            print(f"hkp-lab: cannot start the lab: {exc}", file=sys.stderr)
+            return EXIT_SETUP
+        assert lab.links is not None
+        for router in lab.links.routers.values():
+            print(f"  {router.name}: hkp-ar in netns {router.namespace}, AR-ID {router.address}, "
+                  f"link {router.access_prefix}")  # fmt: skip
+        results = HandoverRunner(lab, lambda line: print(line, flush=True)).run(scenario.steps)
+    finally:
+        lab.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+    failed = [r for r in results if not r.ok]
+    took = time.monotonic() - began
+    for result in failed:
+        step = result.step
+        print(f"hkp-lab: {path}:line {step.line}: step {step.do} did not get "
+              f"{step.expect or 'through'}", file=sys.stderr)  # fmt: skip
+    verdict = (
+        f"{len(failed)} of {len(results)} steps FAILED" if failed else "every step as expected"
+    )
+    print(f"\nhkp-lab: {verdict}; stopped everything it started ({took:.1f} s)")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from .lab import Lab, LabError
 
@@ -134,10 +185,15 @@ def cmd_down(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hkp-lab", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", nargs="?", default="run", choices=("run", "up", "down"))
+    parser.add_argument("scenario", nargs="?", help="run: a scenario file (or `handover`)")
     parser.add_argument("--netns", action="store_true", help="raw IPv6 in namespaces (root)")
     parser.add_argument("--dir", help="state directory")
     args = parser.parse_args(argv)
+    if args.scenario is not None and args.command != "run":
+        parser.error("only `run` takes a scenario file")
     try:
+        if args.scenario is not None:
+            return cmd_scenario(args)
         return {"run": cmd_run, "up": cmd_up, "down": cmd_down}[args.command](args)
     except KeyboardInterrupt:
         return 130
