@@ -9,6 +9,12 @@ APT_PACKAGES=(freeradius freeradius-python3 freeradius-utils iproute2 sqlite3
               python3 python3-venv python3-pip ca-certificates
               tshark)  # tshark: the independent FMIPv6 decoder of tests/test_fmip.py
 
+# The container lab (docker/container-lab.sh, run by test.sh): podman with runc, the
+# compose tool and mmdebstrap for the base image. Not inside the image itself.
+if [ -z "${HKP_NO_CONTAINERS:-}" ] && [ ! -e /run/.containerenv ] && [ ! -e /.dockerenv ]; then
+  APT_PACKAGES+=(podman podman-compose mmdebstrap runc containernetworking-plugins)
+fi
+
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
