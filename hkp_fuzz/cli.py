@@ -58,6 +58,7 @@ def _common(parser: argparse.ArgumentParser, *, server_optional: bool = False) -
     parser.add_argument("--hmk-file", help="the MN's HMK (hkp-mn's formats): crypto-valid cases")
     parser.add_argument("--ar-id", help="the AR's IPv6 address (HKP-AR-Address, HK derivation)")
     parser.add_argument("--timeout", type=float, default=2.0, help="seconds to wait per case")
+    parser.add_argument("--probe-timeout", type=float, default=0.5, help="liveness probe, s")
     parser.add_argument("--slow-after", type=float, default=1.0, help="slow oracle floor, s")
     parser.add_argument("--watch-pid", type=int, help="the server's pid: crash oracle, RSS")
     parser.add_argument("--restart-command", help="run after a crash/hang to bring it back")
@@ -147,6 +148,7 @@ def _options(args: argparse.Namespace, target: str, server: str) -> Options:
         secret=(args.secret or "").encode(),
         window=window,
         timeout=args.timeout,
+        probe_timeout=args.probe_timeout,
         slow_after=args.slow_after,
         rate=getattr(args, "rate", None),
         duration=getattr(args, "duration", None),

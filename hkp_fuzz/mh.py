@@ -30,6 +30,7 @@ PAD1, PADN = 0, 1
 MAC_OPTION = 251
 MN_ID_OPTION = 8
 NONCE_OPTION = 250
+TIMESTAMP_OPTION = 252
 HEADER_LENGTH, FIXED_LENGTH = 6, 18
 HMK_MIN_LENGTH = 64
 
@@ -244,6 +245,17 @@ def m_nonce_size(rng: random.Random, layout: Layout) -> str:
     return "none"
 
 
+def m_timestamp(rng: random.Random, layout: Layout) -> str:
+    """A Timestamp far off, zero, or of the wrong size; or one where there was none."""
+    value = rng.choice([bytes(8), b"\xff" * 8, rng.randbytes(8), rng.randbytes(4)])
+    for index, (kind, _) in enumerate(layout.options):
+        if kind == TIMESTAMP_OPTION:
+            layout.options[index] = (kind, value)
+            return f"len{len(value)}"
+    layout.options.insert(0, (TIMESTAMP_OPTION, value))
+    return f"added-len{len(value)}"
+
+
 def m_header(rng: random.Random, layout: Layout) -> str:
     which = rng.choice(["proto", "length", "type"])
     if which == "proto":
@@ -271,6 +283,7 @@ STRUCTURED = {
     "mh.reserved": m_reserved,
     "mh.nai-size": m_nai_size,
     "mh.nonce-size": m_nonce_size,
+    "mh.timestamp": m_timestamp,
     "mh.header": m_header,
     "mh.message-id": m_message_id,
 }

@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,17 +186,19 @@ class Run:
         rss_start = _rss_kib(self.options.watch_pid)
         started = self.started = time.monotonic()
         pending = iter(cases)
+        retry: deque[Case] = deque()  # in flight when the target died: sent again
         flights: dict[int, _Flight] = {}
         exhausted = False
         try:
-            while flights or not exhausted:
+            while flights or retry or not exhausted:
                 now = time.monotonic()
                 if self.options.duration is not None and now - started > self.options.duration:
                     exhausted = True
-                while not exhausted and len(flights) < self.options.window and self.free:
+                    retry.clear()
+                while (retry or not exhausted) and len(flights) < self.options.window and self.free:
                     if self.options.rate and self.sent >= (now - started) * self.options.rate:
                         break
-                    case = next(pending, None)
+                    case = retry.popleft() if retry else next(pending, None)
                     if case is None:
                         exhausted = True
                         break
@@ -245,14 +248,18 @@ class Run:
                         flight.case,
                         "no answer, and no answer to the liveness probe",
                     )
-                    for other in list(flights.values()):
-                        self._count(other.case, "no-answer")
+                    survivors = sorted(flights.values(), key=lambda f: f.sent)
+                    for other in survivors:
                         self._release(other)
                     flights.clear()
                     if not self._restart():
+                        for other in survivors:
+                            self._count(other.case, "no-answer")
                         self.stopped = "target-dead"
                         exhausted = True
                         break
+                    self.sent -= len(survivors)
+                    retry.extend(other.case for other in survivors)
                 self._progress()
         finally:
             self._close()
