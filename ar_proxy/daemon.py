@@ -388,6 +388,27 @@ def reopen_log(sink: LogSink | None) -> None:
     emit(logging.INFO, "log-reopened", file=sink.file if sink is not None else None)
 
 
+# Secrets of shipped examples and tutorials: a file still holding one was never finished.
+PLACEHOLDER_SECRETS = {b"change-me", b"testing123", b"secret", b"adminsecret"}
+# RFC 2865 §3 recommends at least 16 octets; shorter ones fall to an offline guess.
+MIN_SECRET_LENGTH = 16
+
+
+def secret_warnings(config: DaemonConfig) -> list[str]:
+    """--check: placeholder and short shared secrets (valid, but not for production)."""
+    servers = {server.name: server for realm in config.realms.values() for server in realm.servers}
+    found = []
+    for name, server in sorted(servers.items()):
+        if server.secret in PLACEHOLDER_SECRETS:
+            found.append(f"[home_server {name}] secret is a placeholder: set the HKS's secret")
+        elif len(server.secret) < MIN_SECRET_LENGTH:
+            found.append(
+                f"[home_server {name}] secret is {len(server.secret)} octets: use at least "
+                f"{MIN_SECRET_LENGTH} (RFC 2865 §3)"
+            )
+    return found
+
+
 def admin(argv: list[str]) -> int:
     """hkp-ar status|keys: ask a running daemon over its control socket."""
     parser = argparse.ArgumentParser(
@@ -443,6 +464,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hkp-ar: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     if args.check:
+        for warning in secret_warnings(config):
+            print(f"hkp-ar: {args.config}: warning: {warning}", file=sys.stderr)
         print(f"hkp-ar: {args.config}: configuration is valid")
         return 0
     try:

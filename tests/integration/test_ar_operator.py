@@ -230,9 +230,7 @@ def test_wrong_secret_and_stopped_freeradius_are_told_apart(
     assert "[home_server hks0] secret" in wrong_line
     assert "not-" not in wrong_line  # the secret itself is never logged
 
-    stopped = FreeRadiusInstance(
-        work, secret=AR_SECRET, users={NAI.decode(): bytes(64)}
-    )
+    stopped = FreeRadiusInstance(work, secret=AR_SECRET, users={NAI.decode(): bytes(64)})
     stopped.start()
     address, port = stopped.address, stopped.port
     assert stopped.stop() == 0  # a real FreeRADIUS that has stopped: its port is closed
@@ -241,3 +239,16 @@ def test_wrong_secret_and_stopped_freeradius_are_told_apart(
     assert "is down: its port is closed" in down_line and "FreeRADIUS runs there" in down_line
     assert f"listens on port {port}" in down_line
     assert "secret" not in down_line
+
+
+def test_check_warns_about_placeholder_and_short_secrets(work: Path) -> None:
+    example = (REPO / "ar_proxy" / "hkp-ar.conf.example").read_text()
+    config = work / "hkp-ar.conf"
+    config.write_text(example.replace("/var/lib/hkp-ar/keys.sqlite", str(work / "k.sqlite")))
+    result = admin("-c", str(config), "--check")
+    assert result.returncode == 0, result.stderr
+    assert "[home_server hks1] secret is a placeholder" in result.stderr
+    config.write_text(config.read_text().replace("secret = change-me", "secret = short", 1))
+    result = admin("-c", str(config), "--check")
+    assert "[home_server hks1] secret is 5 octets" in result.stderr
+    assert "short" not in result.stderr  # the secret itself is never printed
