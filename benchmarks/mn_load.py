@@ -89,9 +89,7 @@ def with_lab(count: int, concurrency: int) -> None:
     try:
         lab.start()
         ar_id = ipaddress.IPv6Address(lab.ar_id).packed
-        configs = [
-            MNConfig(nai=i.nai.encode(), hmk=i.hmk) for i in lab.load_identities
-        ]
+        configs = [MNConfig(nai=i.nai.encode(), hmk=i.hmk) for i in lab.load_identities]
         figures = run_load(
             configs,
             lambda: UdpTransport({ar_id: (lab.ar_host, lab.ar_port)}),

@@ -2,13 +2,16 @@
 
 Persisted, so that a restart does not reopen a replay window. FreeRADIUS calls the
 module from several worker threads (and an operator may run two servers on one
-file), so the compare-and-store is one atomic upsert. Reads use one connection per
-thread; writes go through one committer thread (group commit): every worker's upsert
-that arrives while a commit is under way joins the next transaction, and each
-`record_if_newer` returns only once the transaction holding its upsert is committed
-(WAL, synchronous=FULL: on disk, fsynced). A group holds at most GROUP_MAX upserts and
-waits for none: the delay a call adds is at most one commit in progress plus its own.
-The durability note is docs/hks.md (## Replay state durability).
+file), so the compare-and-store is one atomic upsert, and each thread has its own
+connection. Group commit, leader style: a `record_if_newer` that finds no commit under
+way commits itself, together with every upsert that other workers queue meanwhile (at
+most GROUP_MAX per transaction); one that finds a commit under way queues its upsert and
+waits, and when the leader is done the first waiter left over becomes the next leader.
+Every call returns only once the transaction holding its upsert is committed (WAL,
+synchronous=FULL: fsynced). No call waits to gather a group, and a lone caller pays no
+thread hand-off. rlm_python3 (3.2.1) lets one call into a module run at a time, so
+under FreeRADIUS the groups are of one (docs/benchmarks.md); they grow when calls do
+overlap. The durability note is docs/hks.md (### Replay state durability).
 """
 
 from __future__ import annotations
@@ -39,14 +42,16 @@ SYNCHRONOUS = "FULL"  # a commit is fsynced before any reply that depends on it
 
 
 class _Pending:
-    """One record_if_newer call waiting for the group commit that holds it."""
+    """One record_if_newer call: its upsert, its outcome, and its turn to lead."""
 
-    __slots__ = ("done", "error", "nai", "stored", "timestamp")
+    __slots__ = ("done", "error", "finished", "lead", "nai", "stored", "timestamp")
 
     def __init__(self, nai: bytes, timestamp: bytes) -> None:
         self.nai = nai
         self.timestamp = timestamp
-        self.done = threading.Event()
+        self.done = threading.Event()  # set when finished, or when made the leader
+        self.finished = False
+        self.lead = False
         self.stored = False
         self.error: str | None = None
 
@@ -60,10 +65,7 @@ class SQLiteReplayStore:
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._queue: list[_Pending] = []
-        self._wake = threading.Condition(self._lock)
-        self._committer: threading.Thread | None = None
-        self._committer_pid = 0
-        self._stopping = False
+        self._committing = False
         self.commits = 0  # transactions committed (the benchmark reads groups = upserts/commits)
         self.upserts = 0
         directory = os.path.dirname(path) or "."
@@ -110,47 +112,25 @@ class SQLiteReplayStore:
         return None if row is None else int.from_bytes(row[0], "big")
 
     def record_if_newer(self, nai: bytes, timestamp: int) -> bool:
-        """Queue the upsert for the committer and wait until its group is committed."""
+        """Queue the upsert; lead the next commit or wait for the one holding it."""
         pending = _Pending(nai, timestamp.to_bytes(8, "big"))
         with self._lock:
-            if self._stopping:
-                raise sqlite3.OperationalError(f"replay_db {self.path}: the store is closed")
-            self._ensure_committer()
             self._queue.append(pending)
-            self._wake.notify()
-        pending.done.wait()  # releases the GIL: other workers queue meanwhile
+            if not self._committing:
+                self._committing = pending.lead = True
+        if not pending.lead:
+            pending.done.wait()  # releases the GIL
+        if not pending.finished:
+            self._lead()
         if pending.error is not None:
             raise sqlite3.OperationalError(f"replay_db {self.path}: {pending.error}")
         return pending.stored
 
-    def _ensure_committer(self) -> None:
-        """Started on first use, in the process that uses it: FreeRADIUS may fork
-        (daemonise) after instantiate, and threads do not survive a fork."""
-        if self._committer is not None and self._committer_pid == os.getpid():
-            return
-        self._queue = []
-        self._committer_pid = os.getpid()
-        self._committer = threading.Thread(
-            target=self._commit_loop, name="hkp-hks-replay", daemon=True
-        )
-        self._committer.start()
-
-    def _commit_loop(self) -> None:
-        connection = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
-            check_same_thread=False,
-        )  # fmt: skip
-        self._configure(connection)
-        while True:
-            with self._lock:
-                while not self._queue and not self._stopping:
-                    self._wake.wait()
-                if not self._queue:
-                    return
-                group, self._queue = self._queue[:GROUP_MAX], self._queue[GROUP_MAX:]
-            self._commit(connection, group)
-
-    def _commit(self, connection: sqlite3.Connection, group: list[_Pending]) -> None:
+    def _lead(self) -> None:
+        """Commit the first GROUP_MAX queued upserts (ours first), then hand over."""
+        with self._lock:
+            group, self._queue = self._queue[:GROUP_MAX], self._queue[GROUP_MAX:]
+        connection = self._connection()
         try:
             connection.execute("BEGIN IMMEDIATE")
             for pending in group:
@@ -167,19 +147,20 @@ class SQLiteReplayStore:
                 connection.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-        for pending in group:
-            pending.done.set()
+        finally:
+            with self._lock:
+                for pending in group:
+                    pending.finished = True
+                    pending.done.set()
+                if self._queue:
+                    successor = self._queue[0]
+                    successor.lead = True
+                    successor.done.set()
+                else:
+                    self._committing = False
 
     def close(self) -> None:
-        """Commit what is queued, stop the committer and close every thread's
-        connection (FreeRADIUS detach, one thread)."""
-        with self._lock:
-            self._stopping = True
-            self._wake.notify_all()
-            committer = self._committer
-        if committer is not None and self._committer_pid == os.getpid():
-            committer.join()
-        self._committer = None
+        """Close every thread's connection (FreeRADIUS detach, one thread)."""
         with self._lock:
             connections, self._connections = self._connections, []
         for connection in connections:
