@@ -5,7 +5,9 @@
 The protocol decisions are the sans-I/O AR role (hkp_radius.ar); this module only
 carries its outputs out: HKResps to the transports, Access-Requests to the RADIUS
 client, CoA checks to the validator, key changes to the SQLite store, exchanges to
-the log. Logs are JSON lines written off the loop (ar_proxy.logs); once every socket
+the log. An HKResp that follows a key change in the role's outputs is sent only once
+the key store has committed that change (docs/ar.md, ## Key store durability). Logs
+are JSON lines written off the loop (ar_proxy.logs); once every socket
 is bound it logs {"event": "ready"}. SIGTERM and SIGINT stop it cleanly (every task it
 started is cancelled and awaited, pending key writes are committed); SIGHUP reopens
 the log file. Under systemd (Type=notify) it sends READY=1 once ready and STOPPING=1
@@ -27,6 +29,7 @@ import signal
 import sqlite3
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Hashable
 
 from pyrad.dictionary import Dictionary
@@ -93,7 +96,9 @@ class ARDaemon:
     ) -> None:
         self.config = config
         self.role = AccessRouter(config.role, random_bytes)
-        self.keystore = SqliteKeyStore(config.key_store)
+        self.keystore = SqliteKeyStore(config.key_store, self._committed_elsewhere)
+        self._committed = 0  # sequence number of the last key change on disk
+        self._held: deque[tuple[int, SendHKResp]] = deque()  # replies waiting for a commit
         self.udp: UdpTransport | None = None
         self.raw: RawTransport | None = None
         self.validator: Validator = PermissiveValidator()
@@ -286,12 +291,40 @@ class ARDaemon:
     # ---- actions ---------------------------------------------------------------------
 
     def _apply(self, actions: list[Action]) -> None:
+        barrier = 0  # the last key change this batch of outputs queued
         for action in actions:
             try:
-                self._carry_out(action)
+                if isinstance(action, (StoreKey, DeleteKey)):
+                    barrier = self._write(action)
+                elif isinstance(action, SendHKResp) and barrier > self._committed:
+                    self._held.append((barrier, action))  # sent by _on_commit
+                else:
+                    self._carry_out(action)
             except Exception:
                 log.exception("internal error carrying out %s", type(action).__name__)
         self._rearm()
+
+    def _write(self, action: StoreKey | DeleteKey) -> int:
+        if isinstance(action, StoreKey):
+            return self.keystore.store(action.key)
+        emit(logging.INFO, "key-deleted", spi=action.spi, reason=action.reason)
+        return self.keystore.delete(action.spi)
+
+    def _committed_elsewhere(self, sequence: int) -> None:
+        """The key store's writer thread: hand the news to the loop."""
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._on_commit, sequence)
+
+    def _on_commit(self, sequence: int) -> None:
+        self._committed = max(self._committed, sequence)
+        held = self._held
+        while held and held[0][0] <= self._committed:
+            _, action = held.popleft()
+            try:
+                self._carry_out(action)
+            except Exception:
+                log.exception("internal error carrying out SendHKResp")
 
     def _carry_out(self, action: Action) -> None:
         if isinstance(action, SendHKResp):
@@ -312,11 +345,8 @@ class ARDaemon:
             task = self._loop.create_task(self._validate(action))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        elif isinstance(action, StoreKey):
-            self.keystore.store(action.key)
-        elif isinstance(action, DeleteKey):
-            self.keystore.delete(action.spi)
-            emit(logging.INFO, "key-deleted", spi=action.spi, reason=action.reason)
+        elif isinstance(action, (StoreKey, DeleteKey)):
+            self._write(action)
         elif isinstance(action, ExchangeDone):
             self._log_exchange(action)
         elif isinstance(action, Discarded):
