@@ -19,6 +19,8 @@ from hkp_support.paths import RADDB_SOURCE
 
 DEFAULT_UDP_PORT = 54135  # PROFILE P9
 DEFAULT_RADIUS_PORT = 1812
+DEFAULT_CONTROL_MODE = 0o600  # the daemon's user only; 0660 adds its group
+DEFAULT_METRICS_PORT = 9841  # an unassigned port near the exporters' 9100-9999 range
 PACKAGED_DICTIONARY = RADDB_SOURCE / "dictionary.pyrad"
 # Margin of the role's own deadline over the slowest realm's retry budget.
 DEADLINE_MARGIN = 5.0
@@ -48,6 +50,8 @@ KNOWN = {
     "coa_validation": {"mode", "static_table", "neighbour_states", "check_timeout",
                        "match_source"},
     "log": {"level", "file"},
+    "control": {"socket", "mode"},
+    "metrics": {"enabled", "listen", "port"},
     "code_points": set(CODE_POINT_SETTINGS),
     "home_server": {"ipaddr", "port", "secret", "response_window", "retries",
                     "revive_interval"},
@@ -103,6 +107,11 @@ class DaemonConfig:
     realms: dict[str, Realm]
     role: ARConfig
     source: str = ""
+    control_socket: str | None = None  # `hkp-ar status`/`keys`; None: no control socket
+    control_mode: int = DEFAULT_CONTROL_MODE
+    metrics_enabled: bool = False
+    metrics_listen: str = "127.0.0.1"
+    metrics_port: int = DEFAULT_METRICS_PORT
 
     @property
     def ar_address_text(self) -> str:
@@ -210,7 +219,8 @@ def parse_config(parser: configparser.RawConfigParser, source: str) -> DaemonCon
         if section.split()[0] not in KNOWN:
             raise ConfigError(
                 f"{source}: unknown section [{section}]; known are [ar], [udp], [raw], "
-                "[policy], [coa_validation], [log], [code_points], [home_server NAME], "
+                "[policy], [coa_validation], [log], [control], [metrics], [code_points], "
+                "[home_server NAME], "
                 "[realm NAME]"
             )
     ar = _Reader(parser, "ar", source)
@@ -258,6 +268,21 @@ def parse_config(parser: configparser.RawConfigParser, source: str) -> DaemonCon
     level = (log.text("level", "info") or "").lower()
     if level not in LOG_LEVELS:
         raise log.fail("level", f"write one of {', '.join(LOG_LEVELS)}")
+
+    control = _Reader(parser, "control", source)
+    control_socket = control.text("socket")
+    if control_socket is not None and not os.path.isdir(
+        os.path.dirname(os.path.abspath(control_socket))
+    ):
+        raise control.fail("socket", "its directory does not exist")
+    mode_text = control.text("mode", "0600") or "0600"
+    try:
+        control_mode = int(mode_text.removeprefix("0o"), 8)
+    except ValueError:
+        raise control.fail("mode", "write an octal file mode: 0600 or 0660") from None
+    if control_mode & ~0o770 or not control_mode & 0o600 == 0o600:
+        raise control.fail("mode", "the owner needs rw and others no access: write 0600 or 0660")
+    metrics = _Reader(parser, "metrics", source)
 
     realms = _realms(parser, source)
     budget = max(realm.budget for realm in realms.values())
@@ -325,6 +350,11 @@ def parse_config(parser: configparser.RawConfigParser, source: str) -> DaemonCon
         realms=realms,
         role=role,
         source=source,
+        control_socket=control_socket,
+        control_mode=control_mode,
+        metrics_enabled=metrics.boolean("enabled", False),
+        metrics_listen=metrics.ip("listen", "127.0.0.1") or "127.0.0.1",
+        metrics_port=metrics.integer("port", DEFAULT_METRICS_PORT, 0, 65535),
     )
 
 

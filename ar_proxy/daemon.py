@@ -5,11 +5,16 @@
 The protocol decisions are the sans-I/O AR role (hkp_radius.ar); this module only
 carries its outputs out: HKResps to the transports, Access-Requests to the RADIUS
 client, CoA checks to the validator, key changes to the SQLite store, exchanges to
-the log. Logs are JSON lines written off the loop (ar_proxy.logs); once every socket
+the log. An HKResp that follows a key change in the role's outputs is sent only once
+the key store has committed that change (docs/ar.md, ## Key store durability). Logs
+are JSON lines written off the loop (ar_proxy.logs); once every socket
 is bound it logs {"event": "ready"}. SIGTERM and SIGINT stop it cleanly (every task it
 started is cancelled and awaited, pending key writes are committed); SIGHUP reopens
-the log file. Timers run on the monotonic clock; the wall clock is read only for what
-the role persists or compares with the wire (key expiry, V timestamps).
+the log file. Under systemd (Type=notify) it sends READY=1 once ready and STOPPING=1
+when it stops (ar_proxy.notify). `hkp-ar status` and `hkp-ar keys` ask a running daemon
+over its control socket (ar_proxy.control); counters are in ar_proxy.metrics. Timers
+run on the monotonic clock; the wall clock is read only for what the role persists or
+compares with the wire (key expiry, V timestamps).
 """
 
 from __future__ import annotations
@@ -17,16 +22,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
+import json
 import logging
 import os
 import signal
 import sqlite3
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Hashable
 
 from pyrad.dictionary import Dictionary
 
+import hkp_radius
 from hkp_radius.ar import FastBindingVerifier, FbuAccepted, FbuOutput, FbuRefused, SendFBack
 from hkp_radius.ar.events import (
     Action,
@@ -45,8 +53,10 @@ from hkp_radius.errors import ConfigError
 from hkp_radius.wire.fmip import MH_TYPE_FBU, fmip_type
 
 from .config import DaemonConfig, load_config
+from .control import COMMANDS, ControlError, ControlServer, format_keys, format_status, query
 from .keystore import SqliteKeyStore
 from .logs import LogSink, emit, log, setup_logging
+from .metrics import Metrics
 from .neighbours import (
     NeighbourMonitor,
     NeighbourValidator,
@@ -54,6 +64,7 @@ from .neighbours import (
     StaticValidator,
     Validator,
 )
+from .notify import notify
 from .radius_client import RadiusClient
 from .transports import RawPeer, RawTransport, UdpPeer, UdpTransport, network_namespace
 
@@ -89,7 +100,9 @@ class ARDaemon:
         self.role = AccessRouter(config.role, random_bytes)
         # P11: FBUs are checked against the role's own key table.
         self.fbu = FastBindingVerifier(self.role.keys)
-        self.keystore = SqliteKeyStore(config.key_store)
+        self.keystore = SqliteKeyStore(config.key_store, self._committed_elsewhere)
+        self._committed = 0  # sequence number of the last key change on disk
+        self._held: deque[tuple[int, SendHKResp]] = deque()  # replies waiting for a commit
         self.udp: UdpTransport | None = None
         self.raw: RawTransport | None = None
         self.validator: Validator = PermissiveValidator()
@@ -102,6 +115,10 @@ class ARDaemon:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.discarded = 0
+        self.metrics = Metrics(lambda: len(self.role.keys))
+        self.control: ControlServer | None = None
+        self.metrics_bound: str | None = None
+        self.started_at = time.monotonic()
 
     # ---- life cycle ------------------------------------------------------------------
 
@@ -118,6 +135,7 @@ class ARDaemon:
             nas_ip_address=cfg.nas_ip_address,
             nas_ipv6_address=cfg.nas_ipv6_address
             or (None if cfg.nas_ip_address else cfg.ar_address_text),
+            on_result=self.metrics.radius_result,
         )
         with network_namespace(cfg.netns):
             udp_sock = (
@@ -141,10 +159,20 @@ class ARDaemon:
         if raw_sock is not None:
             self.raw = RawTransport(self._datagram, raw_sock)
             self.raw.start(loop)
+        if cfg.control_socket is not None:
+            self.control = ControlServer(
+                cfg.control_socket, cfg.control_mode, {"status": self.status, "keys": self.keys}
+            )
+            await self.control.start()
+        if cfg.metrics_enabled:
+            self.metrics_bound = self.metrics.serve(cfg.metrics_listen, cfg.metrics_port)
         self._rearm()
         emit(
             logging.INFO,
             "ready",
+            version=hkp_radius.__version__,
+            control=cfg.control_socket,
+            metrics=self.metrics_bound,
             pid=os.getpid(),
             udp=self.udp.bound if self.udp else None,
             raw=self.raw.bound if self.raw else None,
@@ -154,8 +182,13 @@ class ARDaemon:
             keys=len(self.role.keys),
             realms=sorted(cfg.realms),
         )
+        notify("READY=1", f"STATUS=serving {len(self.role.keys)} key(s)", f"MAINPID={os.getpid()}")
 
     async def stop(self) -> None:
+        notify("STOPPING=1")
+        if self.control is not None:
+            await self.control.close()
+        self.metrics.close()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -175,6 +208,45 @@ class ARDaemon:
         self.validator.close()
         await asyncio.get_running_loop().run_in_executor(None, self.keystore.close)
         emit(logging.INFO, "stopped", keys=len(self.role.keys), discarded=self.discarded)
+
+    # ---- what the control socket tells (never key material) -------------------------
+
+    def status(self) -> dict[str, object]:
+        radius: dict[str, dict[str, int]] = {}
+        for (server, result), count in self.metrics.radius.items():
+            radius.setdefault(server, {})[result] = count
+        return {
+            "version": hkp_radius.__version__,
+            "pid": os.getpid(),
+            "uptime_s": round(time.monotonic() - self.started_at, 3),
+            "ar_address": self.config.ar_address_text,
+            "udp": self.udp.bound if self.udp else None,
+            "raw": self.raw.bound if self.raw else None,
+            "metrics": self.metrics_bound,
+            "keys": len(self.role.keys),
+            "in_progress": self.role.record_count(),
+            "exchanges": dict(self.metrics.exchanges),
+            "discarded": dict(self.metrics.discarded),
+            "radius": radius,
+        }
+
+    def keys(self) -> list[dict[str, object]]:
+        now = time.monotonic()
+        found: list[dict[str, object]] = []
+        for key in sorted(self.role.keys, key=lambda k: (k.nai, k.spi)):
+            deadline = self.role.keys.deadline(key.spi)
+            found.append(
+                {
+                    "nai": nai_text(key.nai),
+                    "spi": key.spi,
+                    "coa": address_text(key.care_of_address),
+                    "ar_address": address_text(key.ar_address),
+                    "prf": key.prf,
+                    "remaining_s": round(max(0.0, (deadline or now) - now), 3),
+                    "expires_at": key.expires_at,
+                }
+            )
+        return found
 
     # ---- inputs to the role ----------------------------------------------------------
 
@@ -258,12 +330,40 @@ class ARDaemon:
     # ---- actions ---------------------------------------------------------------------
 
     def _apply(self, actions: list[Action]) -> None:
+        barrier = 0  # the last key change this batch of outputs queued
         for action in actions:
             try:
-                self._carry_out(action)
+                if isinstance(action, (StoreKey, DeleteKey)):
+                    barrier = self._write(action)
+                elif isinstance(action, SendHKResp) and barrier > self._committed:
+                    self._held.append((barrier, action))  # sent by _on_commit
+                else:
+                    self._carry_out(action)
             except Exception:
                 log.exception("internal error carrying out %s", type(action).__name__)
         self._rearm()
+
+    def _write(self, action: StoreKey | DeleteKey) -> int:
+        if isinstance(action, StoreKey):
+            return self.keystore.store(action.key)
+        emit(logging.INFO, "key-deleted", spi=action.spi, reason=action.reason)
+        return self.keystore.delete(action.spi)
+
+    def _committed_elsewhere(self, sequence: int) -> None:
+        """The key store's writer thread: hand the news to the loop."""
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._on_commit, sequence)
+
+    def _on_commit(self, sequence: int) -> None:
+        self._committed = max(self._committed, sequence)
+        held = self._held
+        while held and held[0][0] <= self._committed:
+            _, action = held.popleft()
+            try:
+                self._carry_out(action)
+            except Exception:
+                log.exception("internal error carrying out SendHKResp")
 
     def _carry_out(self, action: Action) -> None:
         if isinstance(action, SendHKResp):
@@ -284,18 +384,17 @@ class ARDaemon:
             task = self._loop.create_task(self._validate(action))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        elif isinstance(action, StoreKey):
-            self.keystore.store(action.key)
-        elif isinstance(action, DeleteKey):
-            self.keystore.delete(action.spi)
-            emit(logging.INFO, "key-deleted", spi=action.spi, reason=action.reason)
+        elif isinstance(action, (StoreKey, DeleteKey)):
+            self._write(action)
         elif isinstance(action, ExchangeDone):
             self._log_exchange(action)
         elif isinstance(action, Discarded):
             self.discarded += 1
+            self.metrics.discard(action.reason)
             emit(logging.DEBUG, "discarded", reason=action.reason, nai=nai_text(action.nai))
 
     def _log_exchange(self, done: ExchangeDone) -> None:
+        self.metrics.exchange(done.outcome.value, done.duration)
         emit(
             logging.INFO,
             "exchange",
@@ -358,11 +457,73 @@ def reopen_log(sink: LogSink | None) -> None:
     emit(logging.INFO, "log-reopened", file=sink.file if sink is not None else None)
 
 
+# Secrets of shipped examples and tutorials: a file still holding one was never finished.
+PLACEHOLDER_SECRETS = {b"change-me", b"testing123", b"secret", b"adminsecret"}
+# RFC 2865 §3 recommends at least 16 octets; shorter ones fall to an offline guess.
+MIN_SECRET_LENGTH = 16
+
+
+def secret_warnings(config: DaemonConfig) -> list[str]:
+    """--check: placeholder and short shared secrets (valid, but not for production)."""
+    servers = {server.name: server for realm in config.realms.values() for server in realm.servers}
+    found = []
+    for name, server in sorted(servers.items()):
+        if server.secret in PLACEHOLDER_SECRETS:
+            found.append(f"[home_server {name}] secret is a placeholder: set the HKS's secret")
+        elif len(server.secret) < MIN_SECRET_LENGTH:
+            found.append(
+                f"[home_server {name}] secret is {len(server.secret)} octets: use at least "
+                f"{MIN_SECRET_LENGTH} (RFC 2865 §3)"
+            )
+    return found
+
+
+def admin(argv: list[str]) -> int:
+    """hkp-ar status|keys: ask a running daemon over its control socket."""
+    parser = argparse.ArgumentParser(
+        prog=f"hkp-ar {argv[0]}",
+        description="status: uptime, counters, keys held; keys: every key by NAI, SPI, CoA "
+        "and remaining lifetime (never the key itself)",
+    )
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("-c", "--config", help="the daemon's configuration ([control] socket)")
+    where.add_argument("-s", "--socket", help="the control socket's path")
+    parser.add_argument("--json", action="store_true", help="print the daemon's JSON answer")
+    args = parser.parse_args(argv[1:])
+    path = args.socket
+    if path is None:
+        try:
+            path = load_config(args.config).control_socket
+        except ConfigError as exc:
+            print(f"hkp-ar: configuration error: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+        if path is None:
+            print(f"hkp-ar: {args.config}: no [control] socket set", file=sys.stderr)
+            return EXIT_CONFIG
+    try:
+        answer = query(path, argv[0])
+    except ControlError as exc:
+        print(f"hkp-ar: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(answer, indent=2, sort_keys=True))
+    elif argv[0] == "status":
+        print(format_status(answer))
+    else:
+        print(format_keys(answer))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in COMMANDS:
+        return admin(argv)
     parser = argparse.ArgumentParser(
         prog="hkp-ar",
-        description="Handover key access router (draft-vidya-mipshop-handover-keys-aaa-04)",
+        description="Handover key access router (draft-vidya-mipshop-handover-keys-aaa-04); "
+        "'hkp-ar status|keys -c CONFIG' asks a running one",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {hkp_radius.__version__}")
     parser.add_argument("-c", "--config", required=True, help="configuration file (INI)")
     parser.add_argument("--check", action="store_true", help="validate the configuration and exit")
     args = parser.parse_args(argv)
@@ -372,6 +533,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hkp-ar: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     if args.check:
+        for warning in secret_warnings(config):
+            print(f"hkp-ar: {args.config}: warning: {warning}", file=sys.stderr)
         print(f"hkp-ar: {args.config}: configuration is valid")
         return 0
     try:

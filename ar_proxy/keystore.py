@@ -1,7 +1,13 @@
 """SQLite key store: keys survive a restart until their lifetime ends (draft §6.3).
 
 Reads happen once, at start (before the sockets open). Writes go to one writer thread
-through a queue, so the event loop never waits on the disk. Once started, the writer
+through a queue, so the event loop never waits on the disk. Group commit: the writer
+puts everything queued (at most BATCH changes) in one transaction, WAL with
+synchronous=FULL (fsynced), and then reports the sequence number of the last change it
+committed (`on_commit`); the daemon holds each HKResp that depends on a change until
+that change is committed. No delay is added to gather a group: a change waits at most
+for the commit under way and its own. The durability note is docs/ar.md
+(## Key store durability). Once started, the writer
 thread owns the connection: it commits what is queued and closes the connection itself
 when told to stop, so the connection is never closed under a live writer. The file
 holds HKs: it is created mode 0600; put it on a disk only the AR's operators can read.
@@ -14,6 +20,7 @@ import os
 import queue
 import sqlite3
 import threading
+from collections.abc import Callable
 from typing import Union
 
 from hkp_radius.ar.keys import StoredKey
@@ -45,8 +52,10 @@ INSERT = (
 )
 # Commit at most this many changes at once, so a burst costs one fsync, not hundreds.
 BATCH = 256
+JOURNAL_MODE = "WAL"
+SYNCHRONOUS = "FULL"  # a reply that promises a key waits for its fsync
 
-_Op = Union[tuple[str, StoredKey], tuple[str, int], None]  # None: commit and stop
+_Op = Union[tuple[int, str, StoredKey], tuple[int, str, int], None]  # None: commit and stop
 
 
 def timestamp_blob(timestamp: int | None) -> bytes | None:
@@ -68,12 +77,16 @@ def key_from_row(row: tuple[object, ...]) -> StoredKey:
 
 
 class SqliteKeyStore:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, on_commit: Callable[[int], None] | None = None) -> None:
         self.path = path
+        self.on_commit = on_commit  # called from the writer thread with a sequence number
+        self.sequence = 0  # of the last change queued
+        self.commits = 0
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         os.close(fd)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA journal_mode={JOURNAL_MODE}")
+        self._db.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
         self._db.execute(SCHEMA)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(handover_keys)")}
         if "last_timestamp" not in columns:
@@ -92,11 +105,16 @@ class SqliteKeyStore:
         )
         self._thread.start()
 
-    def store(self, key: StoredKey) -> None:
-        self._queue.put(("store", key))
+    def store(self, key: StoredKey) -> int:
+        """Queue a key; returns the change's sequence number (see on_commit)."""
+        self.sequence += 1
+        self._queue.put((self.sequence, "store", key))
+        return self.sequence
 
-    def delete(self, spi: int) -> None:
-        self._queue.put(("delete", spi))
+    def delete(self, spi: int) -> int:
+        self.sequence += 1
+        self._queue.put((self.sequence, "delete", spi))
+        return self.sequence
 
     def close(self, timeout: float | None = None) -> bool:
         """Commit what is queued and close. Returns False when the writer is still busy
@@ -135,25 +153,39 @@ class SqliteKeyStore:
 
     def _apply(self, batch: list[_Op]) -> bool:
         stop = False
+        last = 0
         try:
             self._db.execute("BEGIN")
             for op in batch:
                 if op is None:
                     stop = True
-                elif op[0] == "store" and isinstance(op[1], StoredKey):
-                    key = op[1]
+                    continue
+                last = op[0]
+                if op[1] == "store" and isinstance(op[2], StoredKey):
+                    key = op[2]
                     self._db.execute(
                         INSERT,
                         (key.spi, key.nai, key.hk, key.care_of_address, key.expires_at,
                          key.prf, key.ar_address, timestamp_blob(key.last_timestamp)),
                     )  # fmt: skip
-                elif op[0] == "delete" and isinstance(op[1], int):
-                    self._db.execute("DELETE FROM handover_keys WHERE spi = ?", (op[1],))
+                elif op[1] == "delete" and isinstance(op[2], int):
+                    self._db.execute("DELETE FROM handover_keys WHERE spi = ?", (op[2],))
             self._db.execute("COMMIT")
+            self.commits += 1
         except sqlite3.Error as exc:
-            log.error("key store %s: %s (changes of this batch lost)", self.path, exc)
+            log.error(
+                "key store %s: %s (changes of this batch lost; their replies are sent "
+                "anyway: the keys live in memory until a restart)",
+                self.path,
+                exc,
+            )
             try:
                 self._db.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
+        if last and self.on_commit is not None:
+            try:
+                self.on_commit(last)
+            except Exception:  # the loop is closing: nobody is waiting any more
+                log.debug("key store: commit %d reported after the loop closed", last)
         return stop

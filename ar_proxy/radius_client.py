@@ -56,6 +56,10 @@ class _Lane(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.waiting: dict[int, tuple[rpacket.AuthPacket, _ReplyFuture]] = {}
         self.dictionary: Dictionary | None = None
+        # When the kernel last reported ICMP port unreachable on this connected socket:
+        # nothing listens on the server's port (FreeRADIUS stopped), unlike a server that
+        # takes the packets and stays silent (a wrong shared secret).
+        self.refused_at: float | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # CPython 3.11's selector datagram transport does not subclass DatagramTransport.
@@ -103,6 +107,8 @@ class _Lane(asyncio.DatagramProtocol):
             future.set_result(reply)
 
     def error_received(self, exc: Exception) -> None:
+        if isinstance(exc, ConnectionRefusedError):
+            self.refused_at = time.monotonic()
         log.debug("home server %s: %s", self.server.name, exc)
 
 
@@ -115,8 +121,10 @@ class RadiusClient:
         nas_identifier: str | None = None,
         nas_ip_address: str | None = None,
         nas_ipv6_address: str | None = None,
+        on_result: Callable[[str, str], None] | None = None,
     ) -> None:
         self.dictionary = dictionary
+        self._on_result = on_result or (lambda server, result: None)
         self._on_answer = on_answer
         self._on_timeout = on_timeout
         self._nas = (nas_identifier, nas_ip_address, nas_ipv6_address)
@@ -177,6 +185,7 @@ class RadiusClient:
     async def _run(self, flight: _Flight) -> None:
         try:
             for server in self._order(flight.realm):
+                started = time.monotonic()
                 try:
                     result = await self._try_server(flight, server)
                 except OSError as exc:  # its socket cannot be opened (no route, bad scope)
@@ -186,14 +195,12 @@ class RadiusClient:
                     continue
                 if result is not None:
                     request, reply = result
+                    self._on_result(server.name, "answered")
                     self._dead_until.pop(server.name, None)
                     self._finish(flight, self._answer(server, request, reply))
                     return
                 self._dead_until[server.name] = time.monotonic() + server.revive_interval
-                log.warning(
-                    "home server %s (%s:%d) did not answer %d transmission(s) in %.3g s",
-                    server.name, server.host, server.port, server.retries + 1, server.budget,
-                )  # fmt: skip
+                self._diagnose_silence(server, started)
             self._flights.pop(flight.ref, None)
             self._on_timeout(flight.ref, f"no answer from the {len(flight.realm.servers)} "
                              f"home server(s) of realm {flight.realm.name}")  # fmt: skip
@@ -206,6 +213,34 @@ class RadiusClient:
             log.exception("RADIUS exchange for ref %d failed", flight.ref)
             self._flights.pop(flight.ref, None)
             self._on_timeout(flight.ref, "internal error in the RADIUS client")
+
+    def _diagnose_silence(self, server: HomeServer, since: float) -> None:
+        """One WARNING line that tells a closed port from a silent server, with what to
+        check (docs/ar.md "When the HKS does not answer")."""
+        refused = any(
+            lane.refused_at is not None and lane.refused_at >= since
+            for lane in self._lanes.get(server.name, [])
+        )
+        where = f"home server {server.name} ({server.host}:{server.port})"
+        tries = f"{server.retries + 1} transmission(s) in {server.budget:.3g} s"
+        if refused:
+            self._on_result(server.name, "refused")
+            log.warning(
+                "%s is down: its port is closed (ICMP port unreachable) after %s. Check that "
+                "FreeRADIUS runs there (systemctl status freeradius) and listens on port %d "
+                "(the HKS site's hkp_hks_listen_port), and [home_server %s] ipaddr/port",
+                where, tries, server.port, server.name,
+            )  # fmt: skip
+        else:
+            self._on_result(server.name, "silent")
+            log.warning(
+                "%s did not answer %s, and its port is not closed: most likely a wrong "
+                "shared secret (FreeRADIUS drops such requests without a reply; its log says "
+                "'Shared secret is incorrect'), or this AR is not a client there, or a "
+                "filter drops the packets. Check that [home_server %s] secret equals the "
+                "HKS's client secret for this AR's address",
+                where, tries, server.name,
+            )  # fmt: skip
 
     async def _try_server(
         self, flight: _Flight, server: HomeServer

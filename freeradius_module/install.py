@@ -1,18 +1,24 @@
 """hkp-hks-install: add the HKS drop-in to an existing FreeRADIUS 3.2 raddb.
 
     hkp-hks-install [--raddb /etc/freeradius/3.0] [--lib-dir /usr/local/lib/hkp-radius]
+    hkp-hks-install --check | --uninstall [--purge] | --dry-run | --version
 
 Copies the code FreeRADIUS loads into --lib-dir, adds the raddb files of this
-repository (never overwriting a file the operator has: a changed one is kept and the
-shipped version written beside it as FILE.hkp-dist), enables the module and the
-virtual server, and includes dictionary.hkp and dictionary.hkp.internal (in that
-order) from raddb/dictionary. Refuses when a
-python3 module instance is already enabled: FreeRADIUS 3.2 allows only one.
+repository, enables the module and the virtual server, and includes dictionary.hkp and
+dictionary.hkp.internal (in that order) from raddb/dictionary. Everything it does is
+recorded, with SHA-256 checksums, in RADDB/hkp-radius/manifest.json (a directory
+FreeRADIUS never reads). An upgrade replaces the files the operator did not edit and
+keeps those they did, writing the new shipped version under RADDB/hkp-radius/dist/
+(never beside the file: policy.d/ and mods-enabled/ load every file in them).
+--uninstall removes exactly what the manifest lists. Refuses when a python3 module
+instance is already enabled: FreeRADIUS 3.2 allows only one.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -50,6 +56,19 @@ PYTHON3_INSTANCE = re.compile(r"^\s*python3(\s+[\w.-]+)?\s*\{", re.MULTILINE)
 SUPPRESS_SECRETS = re.compile(r"^\s*suppress_secrets\s*=\s*(yes|true)\b", re.MULTILINE)
 
 
+# Our own directory in the raddb: FreeRADIUS includes only radiusd.conf and what it
+# names (mods-enabled/, sites-enabled/, policy.d/ ...), never this.
+STATE_DIR = "hkp-radius"
+MANIFEST = f"{STATE_DIR}/manifest.json"
+DIST_DIR = f"{STATE_DIR}/dist"
+MANIFEST_FORMAT = 1
+DICTIONARY_BLOCK = "\n# hkp-radius (hkp-hks-install)\n"
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 class InstallError(Exception):
     """Something the operator has to fix first; the message says what."""
 
@@ -84,19 +103,70 @@ class Installer:
         replay_db: str | None,
         enable: bool,
         dry_run: bool,
+        source: Path = RADDB_SOURCE,
     ) -> None:
         self.raddb = raddb
         self.lib_dir = lib_dir
         self.replay_db = replay_db
         self.enable = enable
         self.dry_run = dry_run
+        self.source = source
         self.report: list[str] = []
+        self.manifest = self.read_manifest()
+        self.files: dict[str, dict[str, object]] = dict(self.manifest.get("files", {}))  # type: ignore[call-overload]
+        self.links: list[str] = list(self.manifest.get("links", []))  # type: ignore[call-overload]
 
     def say(self, line: str) -> None:
-        self.report.append(line)
+        self.report.append(("(dry run) " if self.dry_run else "") + line)
+
+    # ---- the manifest ---------------------------------------------------------------
+
+    def read_manifest(self) -> dict[str, object]:
+        path = self.raddb / MANIFEST
+        if not path.is_file():
+            return {}
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise InstallError(
+                f"{path}: unreadable ({exc}); move it away to start afresh"
+            ) from None
+        if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
+            raise InstallError(f"{path}: not a format {MANIFEST_FORMAT} manifest")
+        return data
+
+    def write_manifest(self) -> None:
+        data = {
+            "format": MANIFEST_FORMAT,
+            "version": hkp_radius.__version__,
+            "lib_dir": str(self.lib_dir),
+            "code": bool(self.manifest.get("code", True)),
+            "files": self.files,
+            "links": self.links,
+            "dictionary": self.manifest.get("dictionary", ""),
+            "state_dir_created": self.manifest.get("state_dir_created", True),
+        }
+        self.say(f"recorded   {MANIFEST}")
+        if self.dry_run:
+            return
+        self.write(self.raddb / MANIFEST, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+    def write(self, target: Path, text: str) -> None:
+        if not target.parent.exists():
+            target.parent.mkdir(parents=True)
+            if os.geteuid() == 0:
+                os.chown(target.parent, *self._owner())
+        target.write_text(text)
+        if os.geteuid() == 0:
+            os.chown(target, *self._owner())
+        os.chmod(target, 0o640)
+
+    # ---- install / upgrade ----------------------------------------------------------
 
     def run(self) -> None:
         self.check()
+        if not self.manifest:
+            self.manifest = {"state_dir_created": not (self.raddb / STATE_DIR).exists()}
         self.install_code()
         for relative in RADDB_FILES:
             self.install_file(relative, self.shipped(relative))
@@ -105,7 +175,10 @@ class Installer:
                 self.install_link(link, target)
         self.include_dictionary()
         self.ensure_replay_dir()
+        self.write_manifest()
         self.warn_about_logging()
+        if self.dry_run:
+            self.report.append("dry run: nothing was changed")
 
     def check(self) -> None:
         if not (self.raddb / "radiusd.conf").is_file():
@@ -122,7 +195,7 @@ class Installer:
             )
 
     def shipped(self, relative: str) -> str:
-        text = (RADDB_SOURCE / relative).read_text()
+        text = (self.source / relative).read_text()
         if relative == OUR_MODULE:
             text = re.sub(
                 r"^(\s*)python_path = .*$",
@@ -146,23 +219,50 @@ class Installer:
         return info.st_uid, info.st_gid
 
     def install_file(self, relative: str, text: str) -> None:
+        """Add a file, or upgrade it. A file is the operator's when it existed before we
+        installed it, or when it no longer has the checksum we recorded: then it stays
+        as it is and the shipped version goes to DIST_DIR, which nothing loads."""
         target = self.raddb / relative
+        dist = self.raddb / DIST_DIR / relative
+        new_sum = sha256(text.encode())
+        entry = self.files.get(relative)
         if target.exists():
-            if target.read_text(errors="replace") == text:
+            current = sha256(target.read_bytes())
+            ours = entry is not None and not entry.get("preexisting") and entry["sha256"] == current
+            if current == new_sum:
                 self.say(f"unchanged  {relative}")
+                if entry is None:  # identical to ours but not put there by us: leave it
+                    self.files[relative] = {"sha256": new_sum, "preexisting": True}
+                elif not entry.get("preexisting"):  # the operator merged the new version
+                    entry["sha256"] = new_sum
+                self.drop_dist(relative)
                 return
-            self.say(f"kept       {relative} (yours differs; shipped one is {relative}.hkp-dist)")
-            target = target.with_name(target.name + ".hkp-dist")
+            if not ours:
+                self.say(
+                    f"kept       {relative} (yours differs; shipped one is {DIST_DIR}/{relative})"
+                )
+                if entry is None:
+                    self.files[relative] = {"sha256": current, "preexisting": True}
+                self.files[relative]["dist"] = new_sum
+                if not self.dry_run:
+                    self.write(dist, text)
+                return
+            self.say(f"upgraded   {relative}")
         else:
             self.say(f"added      {relative}")
+        self.files[relative] = {"sha256": new_sum}
         if self.dry_run:
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-        uid, gid = self._owner()
-        if os.geteuid() == 0:
-            os.chown(target, uid, gid)
-        os.chmod(target, 0o640)
+        self.drop_dist(relative)
+        self.write(target, text)
+
+    def drop_dist(self, relative: str) -> None:
+        dist = self.raddb / DIST_DIR / relative
+        entry = self.files.get(relative)
+        if entry is not None:
+            entry.pop("dist", None)
+        if dist.exists() and not self.dry_run:
+            dist.unlink()
 
     def install_link(self, link: str, target: str) -> None:
         path = self.raddb / link
@@ -170,6 +270,7 @@ class Installer:
             self.say(f"unchanged  {link}")
             return
         self.say(f"enabled    {link}")
+        self.links.append(link)
         if not self.dry_run:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.symlink_to(target)
@@ -214,14 +315,14 @@ class Installer:
             return
         for include in missing:
             self.say(f"appended   '{include}' to dictionary")
+        text = path.read_text(errors="replace") if path.exists() else ""
+        block = ("\n" if text and not text.endswith("\n") else "") + DICTIONARY_BLOCK
+        block += "".join(f"{include}\n" for include in missing)
+        self.manifest["dictionary"] = str(self.manifest.get("dictionary", "")) + block
         if self.dry_run:
             return
-        text = path.read_text(errors="replace") if path.exists() else ""
         with path.open("a") as handle:
-            if text and not text.endswith("\n"):
-                handle.write("\n")
-            handle.write("\n# hkp-radius (hkp-hks-install)\n")
-            handle.write("".join(f"{include}\n" for include in missing))
+            handle.write(block)
 
     def ensure_replay_dir(self) -> None:
         directory = Path(self.replay_db or DEFAULT_REPLAY_DB).parent
@@ -242,11 +343,92 @@ class Installer:
                 "debug output masks HKP-HMK and the other secret-flagged attributes (docs/hks.md)"
             )
 
+    # ---- check / uninstall ----------------------------------------------------------
+
+    def drift(self) -> tuple[list[str], list[str], list[str]]:
+        """(edited, missing, pending): files the operator changed since we wrote them,
+        files we installed that are gone, files with a newer shipped copy in DIST_DIR."""
+        edited, missing, pending = [], [], []
+        for relative, entry in sorted(self.files.items()):
+            path = self.raddb / relative
+            if not path.exists():
+                missing.append(relative)
+            elif not entry.get("preexisting") and sha256(path.read_bytes()) != entry["sha256"]:
+                edited.append(relative)
+            if "dist" in entry:
+                pending.append(relative)
+        return edited, missing, pending
+
+    def check_installed(self) -> int:
+        if not self.manifest:
+            raise InstallError(f"{self.raddb / MANIFEST} not found: nothing is installed")
+        edited, missing, pending = self.drift()
+        self.say(f"installed  version {self.manifest.get('version')} in {self.raddb}")
+        for relative in edited:
+            self.say(f"edited     {relative} (kept on upgrade and uninstall needs --purge)")
+        for relative in missing:
+            self.say(f"MISSING    {relative}: run hkp-hks-install again to restore it")
+        for relative in pending:
+            self.say(f"pending    {relative}: merge {DIST_DIR}/{relative} into it by hand")
+        for link in self.links:
+            if not (self.raddb / link).is_symlink():
+                self.say(f"MISSING    {link}")
+                missing.append(link)
+        return 1 if missing else 0
+
+    def uninstall(self, purge: bool) -> None:
+        if not self.manifest:
+            raise InstallError(f"{self.raddb / MANIFEST} not found: nothing to uninstall")
+        edited, _missing, _pending = self.drift()
+        if edited and not purge:
+            raise InstallError(
+                f"you edited {', '.join(edited)}: back them up if you need them and run "
+                "hkp-hks-install --uninstall --purge to remove them too. Nothing was changed."
+            )
+        for link in self.links:
+            if (self.raddb / link).is_symlink():
+                self.say(f"disabled   {link}")
+                if not self.dry_run:
+                    (self.raddb / link).unlink()
+        for relative, entry in sorted(self.files.items()):
+            path = self.raddb / relative
+            if entry.get("preexisting") or not path.exists():
+                continue
+            self.say(f"removed    {relative}")
+            if not self.dry_run:
+                path.unlink()
+        block = str(self.manifest.get("dictionary", ""))
+        dictionary = self.raddb / "dictionary"
+        if block and dictionary.exists():
+            text = dictionary.read_text()
+            if block in text:
+                self.say("restored   dictionary (the includes we appended removed)")
+                if not self.dry_run:
+                    dictionary.write_text(text.replace(block, "", 1))
+            else:
+                self.say(f"WARNING    dictionary: remove {DICTIONARY_INCLUDES} by hand")
+        lib = Path(str(self.manifest.get("lib_dir", self.lib_dir)))
+        self.say(f"removed    {lib}/hkp_radius, {lib}/freeradius_module")
+        if not self.dry_run:
+            shutil.rmtree(lib / "hkp_radius", ignore_errors=True)
+            shutil.rmtree(lib / "freeradius_module", ignore_errors=True)
+            shutil.rmtree(self.raddb / DIST_DIR, ignore_errors=True)
+            (self.raddb / MANIFEST).unlink()
+            if self.manifest.get("state_dir_created", True):
+                try:
+                    (self.raddb / STATE_DIR).rmdir()
+                except OSError:
+                    self.say(f"kept       {STATE_DIR}/ (it holds files we did not put there)")
+        self.say("kept       the replay database (FreeRADIUS's state, not ours)")
+        if self.dry_run:
+            self.report.append("dry run: nothing was changed")
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="hkp-hks-install", description=__doc__.split("\n\n")[0] if __doc__ else None
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {hkp_radius.__version__}")
     parser.add_argument("--raddb", default=DEFAULT_RADDB, help="FreeRADIUS configuration dir")
     parser.add_argument(
         "--lib-dir", default=DEFAULT_LIB_DIR, help="where to put the Python code FreeRADIUS loads"
@@ -258,25 +440,59 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-enable", action="store_true", help="add files but do not enable module and site"
     )
-    parser.add_argument("--dry-run", action="store_true", help="say what would change")
-    args = parser.parse_args(argv)
-    installer = Installer(
-        Path(args.raddb), Path(args.lib_dir), args.replay_db, not args.no_enable, args.dry_run
+    parser.add_argument(
+        "--source",
+        type=Path,
+        default=RADDB_SOURCE,
+        help="the raddb files to install (default: the ones shipped with this package)",
     )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="say what would change, change nothing"
+    )
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument(
+        "--check",
+        action="store_true",
+        help="compare the raddb with the manifest: edited, missing, pending files (1: missing)",
+    )
+    action.add_argument("--uninstall", action="store_true", help="remove what the manifest lists")
+    parser.add_argument(
+        "--purge", action="store_true", help="with --uninstall: remove the files you edited too"
+    )
+    args = parser.parse_args(argv)
+    rc = 0
     try:
-        installer.run()
+        installer = Installer(
+            Path(args.raddb),
+            Path(args.lib_dir),
+            args.replay_db,
+            not args.no_enable,
+            args.dry_run,
+            args.source,
+        )
+    except InstallError as exc:
+        print(f"hkp-hks-install: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.check:
+            rc = installer.check_installed()
+        elif args.uninstall:
+            installer.uninstall(args.purge)
+        else:
+            installer.run()
     except (InstallError, OSError) as exc:
         print(f"hkp-hks-install: {exc}", file=sys.stderr)
         return 2
     finally:
         for line in installer.report:
             print(line)
-    print(
-        "next: set the listener and AR secret in sites-available/hkp_hks, add HMKs to "
-        "mods-config/files/hkp_users, ensure the replay_db directory is writable by the "
-        f"FreeRADIUS user, then run: freeradius -XC -d {args.raddb}"
-    )
-    return 0
+    if not (args.check or args.uninstall or args.dry_run):
+        print(
+            "next: set the listener and AR secret in sites-available/hkp_hks, add HMKs to "
+            "mods-config/files/hkp_users, ensure the replay_db directory is writable by the "
+            f"FreeRADIUS user, then run: freeradius -XC -d {args.raddb}"
+        )
+    return rc
 
 
 if __name__ == "__main__":

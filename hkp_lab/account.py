@@ -20,6 +20,7 @@ from hkp_radius.mn import (
     Kind,
     MNConfig,
     MobileNode,
+    RequestSent,
 )
 from mn_client import (
     ExchangeResult,
@@ -196,17 +197,24 @@ class Runner:
             )
             start = starter(node, Kind(scenario.kind), ar_id, coa)
             result = run_exchange(node, transport, start, show)
-        self._hops(identity.nai, ar_log, hks_log)
+        sent = [e for e in result.events if isinstance(e, RequestSent)]
+        self._hops(identity.nai, ar_log, hks_log, sent[-1].message_id if sent else None)
         ok = _matches(scenario.expect, result)
         self.out(f"    => {'as expected' if ok else 'NOT as expected'} ({scenario.expect})")
         return ok, result
 
-    def _hops(self, nai: str, ar_log: LogCursor, hks_log: LogCursor) -> None:
+    def _hops(
+        self, nai: str, ar_log: LogCursor, hks_log: LogCursor, last_message_id: int | None
+    ) -> None:
+        """Print what the HKS and the AR logged for this MN; wait (bounded) for the AR's
+        line about the exchange's last HKReq, so that the account is complete."""
         ar_lines: list[str] = []
 
         def ar_logged() -> bool:
             ar_lines.extend(line for line in ar_log.new_lines() if nai in line)
-            return bool(ar_lines)
+            if last_message_id is None:
+                return bool(ar_lines)
+            return any(_message_id(line) == last_message_id for line in ar_lines)
 
         try:
             wait_for(ar_logged, HOP_LOG_WAIT, "the AR's log line")
@@ -217,6 +225,15 @@ class Runner:
             self.out(f"    HKS decided: {_tidy(line)}")
         for line in ar_lines:
             self.out(f"    AR decided:  {_tidy(line)}")
+
+
+def _message_id(line: str) -> int | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    value = record.get("message_id") if isinstance(record, dict) else None
+    return value if isinstance(value, int) else None
 
 
 def _tidy(line: str) -> str:
@@ -234,6 +251,8 @@ def _tidy(line: str) -> str:
         parts.append(status_name(int(record["status"])))
     if record.get("spi") is not None:
         parts.append(f"SPI {record['spi']}")
+    if record.get("coa") is not None:
+        parts.append(f"CoA {record['coa']}")
     if record.get("message_id") is not None:
         parts.append(f"Message ID {record['message_id']}")
     if record.get("ms") is not None:

@@ -141,6 +141,7 @@ class Lab:
             users={i.nai: i.hmk for i in (*self.identities, *self.load_identities)},
             prohibited_users=[PROHIBITED],
             address=self.hks_address,
+            require_timestamp=None,  # the shipped default (yes), as in production
         )
         try:
             self.hks.start()

@@ -5,9 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# systemd (systemd-analyze verify), logrotate and tshark: the operator tests of
+# systemd/ and wireshark/ (docs/ar.md, docs/hks.md).
 APT_PACKAGES=(freeradius freeradius-python3 freeradius-utils iproute2 sqlite3
               python3 python3-venv python3-pip ca-certificates
-              tshark)  # tshark: the independent FMIPv6 decoder of tests/test_fmip.py
+              systemd logrotate tshark)  # tshark also decodes FMIPv6 in tests/test_fmip.py
 
 # The container lab (docker/container-lab.sh, run by test.sh): podman with runc, the
 # compose tool and mmdebstrap for the base image. Not inside the image itself.
@@ -37,6 +39,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
     own_policy=1
   fi
   apt-get update -qq
+  # tshark's package asks whether non-root users may capture: no (we capture as root).
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   if [ "$own_policy" = 1 ]; then
     rm -f /usr/sbin/policy-rc.d

@@ -229,8 +229,11 @@ class ThreeRoles:
         self.coa_valid = coa_valid
         self.hks_decisions: list[object] = []
         self.ar_actions: list[object] = []
+        self.answers_sent: list[bytes] = []  # every HKResp the AR sent, lost ones included
 
-    def run(self, mn: Node, now: float, lose: int = 0) -> list[object]:
+    def run(self, mn: Node, now: float, lose: int = 0, lose_answers: int = 0) -> list[object]:
+        """Carry the MN's datagrams to the AR and its answers back until quiet; the first
+        `lose` HKReqs and the first `lose_answers` HKResps are lost on the way."""
         for _ in range(50):
             out = mn.datagrams_to_send()
             if not out:
@@ -268,5 +271,9 @@ class ThreeRoles:
                             answer = HKSReject()
                         queue += self.ar.receive_radius_answer(action.ref, answer, now, now)  # type: ignore[arg-type]
                     elif isinstance(action, SendHKResp):
+                        self.answers_sent.append(action.wire)
+                        if lose_answers:
+                            lose_answers -= 1
+                            continue
                         mn.receive_datagram(action.wire, action.ar_address, now)
         return list(mn.events())

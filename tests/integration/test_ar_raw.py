@@ -259,7 +259,7 @@ def test_raw_garbage_then_valid_request(raw_ar: ArProcess, mn: RawMobileNode) ->
     template = build_hkreq(message_id=65, coa=ip6(OTHER_IP))
     for _ in range(1000):
         # At least 6 octets: the sender's kernel needs the checksum field (EINVAL otherwise).
-        data = bytearray(template if rng.random() < 0.5 else os.urandom(rng.randrange(6, 200)))
+        data = bytearray(template if rng.random() < 0.5 else rng.randbytes(rng.randrange(6, 200)))
         for _ in range(rng.randrange(1, 4)):
             data[rng.randrange(len(data))] = rng.randrange(256)
         mn.send(bytes(data))

@@ -91,7 +91,8 @@ def test_dropin_keeps_operator_changes(stock_copy, capsys):
         == 0
     )
     assert site.read_text() == "# the operator's own version\n"
-    assert (raddb / "sites-available" / "hkp_hks.hkp-dist").exists()
+    assert not (raddb / "sites-available" / "hkp_hks.hkp-dist").exists()
+    assert (raddb / "hkp-radius" / "dist" / "sites-available" / "hkp_hks").exists()
     assert "kept" in capsys.readouterr().out
 
 

@@ -66,6 +66,19 @@ def test_run_prints_an_account_and_exits_0() -> None:
     )
     assert not HEX_SECRET.search(out + result.stderr)  # no HMK, no HK
     assert not list(Path("/tmp").glob("hkp-lab-run-*/processes.json"))
+    # Issue 16 Must show 5: with the production defaults every direct key is bound to its
+    # MN's own address (each lab MN sends from its own 127.0.0.0/8 address).
+    direct = 0
+    for block in out.split("\n[")[1:]:
+        claimed = re.search(r"who: (\S+), CoA (\S+),", block)
+        assert claimed, block
+        if claimed.group(2) == "NULL" or "AR decided:  issued" not in block:
+            continue
+        address = ipaddress.IPv6Address(claimed.group(2))
+        assert address.ipv4_mapped is not None and address.ipv4_mapped.is_loopback, block
+        assert f"CoA {address}" in block.split("AR decided:  issued", 1)[1], block
+        direct += 1
+    assert direct >= 3  # alice, bob, carol
 
 
 @pytest.fixture
@@ -153,6 +166,24 @@ def test_up_prints_endpoints_that_work_and_down_stops_everything(
     assert not (directory / "endpoints.json").exists()
     again = lab("up", "--dir", str(directory))  # the fixture's `down` stops this one
     assert again.returncode == 0, again.stderr
+
+
+def test_lab_hks_answers_a_request_without_timestamp_with_a_signed_timestamp_reqd(
+    lab_up: tuple[Path, dict[str, Any]],
+) -> None:
+    """Issue 16 Must show 5: the lab's HKS runs with require_timestamp = yes (the module's
+    default); hkp-mn with its own address as the CoA (no --coa) then gets its key."""
+    directory, _ = lab_up
+    keys = directory / "bob-keys.json"
+    result = mn("request", "--lab", "--lab-dir", str(directory), "--nai", "bob@lab.example",
+                "--keys", str(keys), "--no-timestamp", "--json")  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert any("TIMESTAMP_REQD (MN-HKS MAC verified)" in e for e in report["events"]), report
+    assert report["ok"] and not report["verified"]
+    (row,) = json.loads(mn("keys", "--keys", str(keys), "--json").stdout)
+    own = ipaddress.IPv6Address(row["care_of_address"]).ipv4_mapped
+    assert str(own) == "127.0.0.1"  # its own address towards the AR
 
 
 def test_up_twice_is_refused(lab_up: tuple[Path, dict[str, Any]]) -> None:

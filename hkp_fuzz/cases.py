@@ -1,0 +1,324 @@
+"""The seeded case generator. A case is (seed, index): `generate` draws everything, the
+MN nonce, the Message ID, the Request Authenticator, the mutation chain, from
+random.Random("hkp-fuzz/SEED/INDEX") alone, so the same seed gives the same cases,
+in any order, on any machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import struct
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import mh
+from .radius import (
+    HKP_VENDOR,
+    USER_NAME,
+    VENDOR_SPECIFIC,
+    VT_AR_ADDRESS,
+    VT_MOBILITY_HEADER,
+    Attributes,
+    framing_ok,
+    hkp_vsas,
+    vsa,
+)
+
+DEFAULT_NAI = b"fuzz@example.net"
+DEFAULT_AR_ID = bytes.fromhex("20010db8000000000000000000000001")
+VT_CARE_OF_ADDRESS = 3
+CASE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What a run's cases are built from (the same for every case of a run)."""
+
+    target: str  # "radius" or "mh"
+    seed: int
+    nai: bytes = DEFAULT_NAI
+    hmk: bytes | None = None
+    ar_id: bytes = DEFAULT_AR_ID
+    timestamp: int | None = None  # an NTP Timestamp option in every template
+    dictionary: Any = None  # pyrad Dictionary (radius target)
+
+
+@dataclass
+class Case:
+    target: str
+    seed: int
+    index: int
+    chain: list[str]
+    expect: str  # "reject" (an accept is wrong) or "any"
+    reason: str
+    authenticator: bytes = b""
+    message_authenticator: str = "valid"
+    attributes: Attributes = field(default_factory=list)
+    mh: bytes = b""
+
+    def payload(self) -> bytes:
+        """What the case is, for the digest: its attributes or its MH."""
+        if self.target == "mh":
+            return self.mh
+        parts = [self.authenticator, self.message_authenticator.encode()]
+        parts += [bytes((t,)) + struct.pack("!H", len(v)) + v for t, v in self.attributes]
+        return b"".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["format"] = CASE_FORMAT
+        out["authenticator"] = self.authenticator.hex()
+        out["attributes"] = [[t, v.hex()] for t, v in self.attributes]
+        out["mh"] = self.mh.hex()
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Case:
+        return cls(
+            target=str(data["target"]),
+            seed=int(data["seed"]),
+            index=int(data["index"]),
+            chain=[str(c) for c in data["chain"]],
+            expect=str(data["expect"]),
+            reason=str(data.get("reason", "")),
+            authenticator=bytes.fromhex(data.get("authenticator", "")),
+            message_authenticator=str(data.get("message_authenticator", "valid")),
+            attributes=[(int(t), bytes.fromhex(v)) for t, v in data.get("attributes", [])],
+            mh=bytes.fromhex(data.get("mh", "")),
+        )
+
+
+def rng_for(seed: int, index: int) -> random.Random:
+    return random.Random(f"hkp-fuzz/{seed}/{index}")
+
+
+def digest(cases: Iterable[Case]) -> str:
+    """SHA-256 over every case's index, chain and bytes: equal digests, equal cases."""
+    h = hashlib.sha256()
+    for case in cases:
+        h.update(f"{case.index}:{'|'.join(case.chain)}:".encode() + case.payload())
+    return h.hexdigest()
+
+
+# --- generic RADIUS mutators, driven by the dictionary ---
+
+
+def _value_for(rng: random.Random, kind: str) -> tuple[str, bytes]:
+    """A value of a dictionary type: boundaries, wrong lengths, or random."""
+    if kind in ("integer", "date", "signed"):
+        choice = rng.choice(["boundary", "short", "long"])
+        if choice == "boundary":
+            n = rng.choice([0, 1, 2**31 - 1, 2**31, 2**32 - 1])
+            return f"int{n}", struct.pack("!I", n)
+        size = rng.choice([0, 1, 3]) if choice == "short" else rng.choice([5, 8, 16])
+        return f"int-len{size}", rng.randbytes(size)
+    if kind == "ipaddr":
+        size = rng.choice([4, 0, 3, 5, 16])
+        return f"ipaddr-len{size}", rng.randbytes(size)
+    if kind == "ipv6addr":
+        size = rng.choice([16, 0, 4, 15, 17])
+        return f"ipv6addr-len{size}", rng.randbytes(size)
+    if kind == "ipv6prefix":
+        size = rng.choice([2, 0, 1, 18, 19])
+        return f"ipv6prefix-len{size}", bytes((0, rng.randrange(256))) + rng.randbytes(size)
+    size = rng.choice([0, 1, 253, 254 + rng.randrange(40), rng.randrange(2, 200)])
+    return f"{kind}-len{size}", rng.randbytes(size)
+
+
+def g_extra_attribute(rng: random.Random, attrs: Attributes, setup: Setup) -> str:
+    """An attribute of the dictionary with a boundary or malformed value of its type."""
+    names = sorted(setup.dictionary.attributes) if setup.dictionary is not None else []
+    if not names:
+        return "none"
+    name = rng.choice(names)
+    definition = setup.dictionary.attributes[name]
+    label, value = _value_for(rng, definition.type)
+    if definition.encrypt == 1 and rng.random() < 0.5:  # User-Password: not 16-aligned
+        label, value = "encrypt1-unaligned", rng.randbytes(rng.choice([1, 15, 17, 129]))
+    elif definition.encrypt == 2 and rng.random() < 0.5:  # salt without the high bit
+        label, value = "encrypt2-badsalt", b"\x00\x01" + rng.randbytes(16)
+    if definition.vendor:
+        vendor = setup.dictionary.vendors.GetForward(definition.vendor)
+        attrs.insert(
+            rng.randrange(len(attrs) + 1), (VENDOR_SPECIFIC, vsa(vendor, definition.code, value))
+        )
+    else:
+        attrs.insert(rng.randrange(len(attrs) + 1), (definition.code, value))
+    return f"{name}:{label}"
+
+
+def g_broken_vsa(rng: random.Random, attrs: Attributes, setup: Setup) -> str:
+    which = rng.choice(["vendor-length", "short-header", "unknown-vendor", "vendor-zero"])
+    data = rng.randbytes(rng.choice([0, 1, 10, 40]))
+    if which == "vendor-length":
+        value = vsa(HKP_VENDOR, rng.randrange(1, 11), data, rng.choice([0, 1, 255, len(data) + 3]))
+    elif which == "short-header":
+        value = struct.pack("!I", HKP_VENDOR)[: rng.randrange(5)]
+    elif which == "unknown-vendor":
+        value = vsa(rng.randrange(1, 2**32), rng.randrange(256), data)
+    else:
+        value = vsa(HKP_VENDOR, 0, data)
+    attrs.insert(rng.randrange(len(attrs) + 1), (VENDOR_SPECIFIC, value))
+    return which
+
+
+def g_duplicate(rng: random.Random, attrs: Attributes, setup: Setup) -> str:
+    index = rng.randrange(len(attrs))
+    attrs.insert(rng.randrange(len(attrs) + 1), attrs[index])
+    return f"attr{attrs[index][0]}"
+
+
+def g_drop(rng: random.Random, attrs: Attributes, setup: Setup) -> str:
+    return f"attr{attrs.pop(rng.randrange(len(attrs)))[0]}" if len(attrs) > 1 else "none"
+
+
+def g_reorder(rng: random.Random, attrs: Attributes, setup: Setup) -> str:
+    rng.shuffle(attrs)
+    return "shuffled"
+
+
+def g_split(rng: random.Random, attrs: Attributes, setup: Setup) -> str:
+    """An attribute's value over two attributes of the same type."""
+    index = rng.randrange(len(attrs))
+    kind, value = attrs[index]
+    if kind == VENDOR_SPECIFIC and len(value) >= 6:
+        vendor, vendor_type = struct.unpack("!IB", value[:5])
+        body = value[6:]
+        cut = rng.randrange(len(body) + 1)
+        attrs[index : index + 1] = [
+            (kind, vsa(vendor, vendor_type, body[:cut])),
+            (kind, vsa(vendor, vendor_type, body[cut:])),
+        ]
+    else:
+        cut = rng.randrange(len(value) + 1)
+        attrs[index : index + 1] = [(kind, value[:cut]), (kind, value[cut:])]
+    return f"attr{kind}"
+
+
+def g_concatenate(rng: random.Random, attrs: Attributes, setup: Setup) -> str:
+    """Two HKP-Mobility-Header attributes joined (or one given twice its value)."""
+    for index, (kind, value) in enumerate(attrs):
+        if kind == VENDOR_SPECIFIC and value[:5] == struct.pack("!IB", HKP_VENDOR, 1):
+            body = value[6:]
+            attrs[index] = (kind, vsa(HKP_VENDOR, VT_MOBILITY_HEADER, body + body[:200]))
+            return "mh-doubled"
+    return "none"
+
+
+def g_user_name(rng: random.Random, attrs: Attributes, setup: Setup) -> str:
+    for index, (kind, value) in enumerate(attrs):
+        if kind == USER_NAME:
+            choice = rng.choice(["upper", "empty-ish", "nul", "other"])
+            new = {
+                "upper": value.upper(),
+                "empty-ish": b"@",
+                "nul": value + b"\x00x",
+                "other": b"other@example.net",
+            }[choice]
+            attrs[index] = (kind, new)
+            return choice
+    return "none"
+
+
+def g_ar_address(rng: random.Random, attrs: Attributes, setup: Setup) -> str:
+    size = rng.choice([0, 4, 15, 17])
+    for index, (kind, value) in enumerate(attrs):
+        if kind == VENDOR_SPECIFIC and value[:5] == struct.pack("!IB", HKP_VENDOR, VT_AR_ADDRESS):
+            attrs[index] = (kind, vsa(HKP_VENDOR, VT_AR_ADDRESS, rng.randbytes(size)))
+            return f"len{size}"
+    return "none"
+
+
+GENERIC: dict[str, Callable[[random.Random, Attributes, Setup], str]] = {
+    "radius.extra-attribute": g_extra_attribute,
+    "radius.broken-vsa": g_broken_vsa,
+    "radius.duplicate": g_duplicate,
+    "radius.drop": g_drop,
+    "radius.reorder": g_reorder,
+    "radius.split": g_split,
+    "radius.concatenate": g_concatenate,
+    "radius.user-name": g_user_name,
+    "radius.ar-address": g_ar_address,
+}
+
+
+def request_attributes(setup: Setup, wire: bytes, rng: random.Random) -> Attributes:
+    """The P8 attributes: User-Name, the MH in chunks of 247 (or, sometimes, at other
+    cut points: the split mutator of the HKP level), AR and CoA address."""
+    step = 247 if rng.random() < 0.9 else rng.randint(1, 246)
+    chunks = [wire[i : i + step] for i in range(0, len(wire), step)] or [b""]
+    attrs: Attributes = [(USER_NAME, setup.nai)]
+    attrs += [(VENDOR_SPECIFIC, vsa(HKP_VENDOR, VT_MOBILITY_HEADER, c)) for c in chunks]
+    attrs.append((VENDOR_SPECIFIC, vsa(HKP_VENDOR, VT_AR_ADDRESS, setup.ar_id)))
+    attrs.append((VENDOR_SPECIFIC, vsa(HKP_VENDOR, VT_CARE_OF_ADDRESS, mh.CARE_OF_ADDRESS)))
+    return attrs
+
+
+def radius_expectation(attrs: Attributes, setup: Setup, ma: str) -> tuple[str, str]:
+    """May this request be accepted? Only if its framing holds, its Message-
+    Authenticator is right, it names one AR, and its HKReq passes mh.reference."""
+    if ma != "valid":
+        return "reject", f"Message-Authenticator {ma}"
+    if not framing_ok(attrs):
+        return "reject", "an attribute over 253 octets"
+    # A server drops empty attributes and an HKP-AR-Address that is not 16 octets
+    # (FreeRADIUS keeps them as raw attributes): the first well-formed one counts.
+    names = [v for t, v in attrs if t == USER_NAME and v]
+    ars = [v for v in hkp_vsas(attrs, VT_AR_ADDRESS) if len(v) == 16]
+    if not names or not ars:
+        return "reject", "no User-Name or no well-formed HKP-AR-Address"
+    ref = mh.reference(
+        b"".join(hkp_vsas(attrs, VT_MOBILITY_HEADER)), mh.valid_hmk(setup.hmk), names[0]
+    )
+    return ("any" if ref.valid else "reject"), ref.reason
+
+
+def generate(setup: Setup, index: int) -> Case:
+    """Case `index` of the run: index 0 is the unmutated template."""
+    rng = rng_for(setup.seed, index)
+    hmk = mh.valid_hmk(setup.hmk)
+    wire = mh.template(setup.nai, rng, timestamp=setup.timestamp)
+    chain: list[str] = []
+    if index and (setup.target == "mh" or rng.random() < 0.5):
+        chain, wire = mh.mutate(rng, wire, hmk, count=rng.choice([1, 1, 1, 2, 3]))
+    else:
+        wire = mh.sign(wire, hmk)
+    if setup.target == "mh":
+        ref = mh.reference(wire, hmk, None)
+        return Case(
+            "mh", setup.seed, index, chain, "any" if ref.valid else "reject", ref.reason, mh=wire
+        )
+    authenticator = rng.randbytes(16)
+    attrs = request_attributes(setup, wire, rng)
+    if index and (not chain or rng.random() < 0.3):
+        for _ in range(rng.choice([1, 1, 2])):
+            name = rng.choice(sorted(GENERIC))
+            chain.append(f"{name}:{GENERIC[name](rng, attrs, setup)}")
+    ma = "valid"
+    if index and rng.random() < 0.02:
+        ma = rng.choice(["none", "wrong"])
+        chain.append(f"radius.message-authenticator:{ma}")
+    expect, reason = radius_expectation(attrs, setup, ma)
+    return Case("radius", setup.seed, index, chain, expect, reason, authenticator, ma, attrs)
+
+
+def mutator_names(case: Case) -> list[str]:
+    """The mutators of a case's chain ("template" for none), for the per-mutator counts."""
+    return sorted({link.split(":", 1)[0] for link in case.chain}) or ["template"]
+
+
+def save_case(path: Path, case: Case, extra: dict[str, Any]) -> None:
+    data = case.to_json()
+    data.update(extra)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def load_case(path: Path) -> tuple[Case, dict[str, Any]]:
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict) or data.get("format") != CASE_FORMAT:
+        raise ValueError(f"{path}: not an hkp-fuzz case file")
+    return Case.from_json(data), data

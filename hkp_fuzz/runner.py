@@ -1,0 +1,508 @@
+"""The engine: send cases with a bounded window, match replies, run the oracles, keep
+anomalies and a corpus, and count outcomes per mutator.
+
+Oracles (docs/fuzzing.md): crash / hang (no answer, then no answer to the liveness
+probe, or the watched process gone), wrong-accept, wrong-key, malformed-reply, slow,
+memory.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shlex
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hkp_radius import crypto
+from hkp_radius.errors import DecodeError, HKPError
+from hkp_radius.wire import HKResp, decode_message
+from hkp_support.freeradius import status_server
+
+from . import mh as mh_level
+from .cases import Case, Setup, generate, mutator_names, rng_for, save_case
+from .radius import (
+    ACCESS_ACCEPT,
+    ACCESS_REQUEST,
+    CODE_NAMES,
+    USER_NAME,
+    VT_AR_ADDRESS,
+    VT_MOBILITY_HEADER,
+    check_reply,
+    encode_request,
+    handover_key,
+    hkp_vsas,
+    hks_nonce,
+    radclient_text,
+)
+
+ORACLES = ("crash", "hang", "wrong-accept", "wrong-key", "malformed-reply", "slow", "memory")
+PROBE_TRIES = 3
+RESTART_TIMEOUT = 30.0
+
+
+@dataclass
+class Options:
+    host: str
+    port: int
+    secret: bytes = b""
+    window: int = 64
+    timeout: float = 2.0
+    probe_timeout: float = 0.5
+    slow_after: float = 1.0  # an answer later than max(this, 20 x median) is slow
+    rate: float | None = None
+    duration: float | None = None
+    watch_pid: int | None = None
+    watch_rss_mib: float | None = None
+    restart_command: str | None = None
+    out: Path | None = None
+    progress: bool = False
+
+
+@dataclass
+class Anomaly:
+    oracle: str
+    case: Case
+    detail: str
+    file: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "oracle": self.oracle,
+            "seed": self.case.seed,
+            "index": self.case.index,
+            "chain": self.case.chain,
+            "detail": self.detail,
+            "file": self.file,
+        }
+
+
+@dataclass
+class _Flight:
+    case: Case
+    sent: float
+    slot: int
+    authenticator: bytes = b""
+
+
+@dataclass
+class Run:
+    setup: Setup
+    options: Options
+    sent: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    mutators: dict[str, dict[str, int]] = field(default_factory=dict)
+    anomalies: list[Anomaly] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    stopped: str = "done"
+    seen: set[tuple[str, str]] = field(default_factory=set)
+    late: int = 0
+    answered_sent: float = 0.0  # send time of the latest-sent case that was answered
+
+    # --- sockets ---
+
+    def _open(self) -> None:
+        family = socket.AF_INET6 if ":" in self.options.host else socket.AF_INET
+        count = 1 if self.setup.target == "radius" else self.options.window
+        self.socks = [socket.socket(family, socket.SOCK_DGRAM) for _ in range(count)]
+        for sock in self.socks:
+            sock.setblocking(False)
+            sock.connect((self.options.host, self.options.port))
+        self.free = list(range(256 if self.setup.target == "radius" else count))
+        self.previous: dict[int, list[bytes]] = {}  # identifier -> older authenticators
+
+    def _close(self) -> None:
+        for sock in self.socks:
+            sock.close()
+
+    def _wire(self, case: Case, slot: int) -> tuple[bytes, bytes]:
+        if case.target == "mh":
+            return case.mh, b""
+        packet = encode_request(
+            ACCESS_REQUEST,
+            slot,
+            case.authenticator,
+            case.attributes,
+            self.options.secret,
+            case.message_authenticator,
+        )
+        return packet, case.authenticator
+
+    # --- liveness ---
+
+    def alive(self) -> bool:
+        if self.options.watch_pid is not None and not _pid_alive(self.options.watch_pid):
+            return False
+        for attempt in range(PROBE_TRIES):
+            if self.setup.target == "radius":
+                if status_server(
+                    self.options.host,
+                    self.options.port,
+                    self.options.secret,
+                    self.options.probe_timeout,
+                ):
+                    return True
+            elif self._mh_probe(attempt):
+                return True
+        return False
+
+    def _mh_probe(self, attempt: int) -> bool:
+        rng = rng_for(self.setup.seed, -1 - attempt - 3 * self.sent)
+        wire = mh_level.sign(
+            mh_level.template(self.setup.nai, rng), mh_level.valid_hmk(self.setup.hmk)
+        )
+        family = self.socks[0].family
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(self.options.probe_timeout)
+            try:
+                sock.sendto(wire, (self.options.host, self.options.port))
+                return bool(sock.recv(4096))
+            except OSError:
+                return False
+
+    def _restart(self) -> bool:
+        command = self.options.restart_command
+        if not command:
+            return False
+        subprocess.run(shlex.split(command), check=False, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + RESTART_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.alive():
+                return True
+        return False
+
+    # --- the loop ---
+
+    def run(self, cases: Iterable[Case]) -> Run:
+        self._open()
+        rss_start = _rss_kib(self.options.watch_pid)
+        started = self.started = time.monotonic()
+        pending = iter(cases)
+        retry: deque[Case] = deque()  # in flight when the target died: sent again
+        flights: dict[int, _Flight] = {}
+        exhausted = False
+        try:
+            while flights or retry or not exhausted:
+                now = time.monotonic()
+                if self.options.duration is not None and now - started > self.options.duration:
+                    exhausted = True
+                    retry.clear()
+                while (retry or not exhausted) and len(flights) < self.options.window and self.free:
+                    if self.options.rate and self.sent >= (now - started) * self.options.rate:
+                        break
+                    case = retry.popleft() if retry else next(pending, None)
+                    if case is None:
+                        exhausted = True
+                        break
+                    slot = self.free.pop(0)
+                    wire, authenticator = self._wire(case, slot)
+                    sock = self.socks[0 if case.target == "radius" else slot]
+                    try:
+                        sock.send(wire)
+                    except OSError:
+                        pass  # refused: counts as no answer, the probe decides
+                    flights[slot] = _Flight(case, time.monotonic(), slot, authenticator)
+                    self.sent += 1
+                wait = (
+                    0.05
+                    if not flights
+                    else max(
+                        0.0,
+                        min(f.sent for f in flights.values())
+                        + self.options.timeout
+                        - time.monotonic(),
+                    )
+                )
+                if self.options.rate and not exhausted:
+                    wait = min(wait, 1.0 / self.options.rate)
+                ready, _, _ = select.select(self.socks, [], [], min(wait, 0.05))
+                for sock in ready:
+                    for data in _drain(sock):
+                        self._reply(sock, data, flights)
+                now = time.monotonic()
+                expired = sorted(
+                    (f for f in flights.values() if now - f.sent > self.options.timeout),
+                    key=lambda f: f.sent,
+                )
+                for flight in expired:
+                    if flight.slot not in flights:
+                        continue
+                    del flights[flight.slot]
+                    self._release(flight)
+                    if self.answered_sent > flight.sent or self.alive():
+                        self._count(flight.case, "no-answer")
+                        continue
+                    gone = self.options.watch_pid is not None and not _pid_alive(
+                        self.options.watch_pid
+                    )
+                    self._anomaly(
+                        "crash" if gone else "hang",
+                        flight.case,
+                        "no answer, and no answer to the liveness probe",
+                    )
+                    survivors = sorted(flights.values(), key=lambda f: f.sent)
+                    for other in survivors:
+                        self._release(other)
+                    flights.clear()
+                    if not self._restart():
+                        for other in survivors:
+                            self._count(other.case, "no-answer")
+                        self.stopped = "target-dead"
+                        exhausted = True
+                        break
+                    self.sent -= len(survivors)
+                    retry.extend(other.case for other in survivors)
+                self._progress()
+        finally:
+            self._close()
+        self.elapsed = time.monotonic() - started
+        rss_end = _rss_kib(self.options.watch_pid)
+        limit = self.options.watch_rss_mib
+        if limit is not None and rss_start and rss_end and (rss_end - rss_start) / 1024 > limit:
+            last = Case(self.setup.target, self.setup.seed, self.sent - 1, ["run"], "any", "")
+            self._anomaly("memory", last, f"RSS grew from {rss_start} KiB to {rss_end} KiB")
+        return self
+
+    def _release(self, flight: _Flight) -> None:
+        if flight.authenticator:
+            self.previous.setdefault(flight.slot, []).append(flight.authenticator)
+            del self.previous[flight.slot][:-4]
+        self.free.append(flight.slot)
+
+    def _reply(self, sock: socket.socket, data: bytes, flights: dict[int, _Flight]) -> None:
+        if self.setup.target == "radius":
+            slot = data[1] if len(data) > 1 else -1
+        else:
+            slot = self.socks.index(sock)
+        flight = flights.get(slot)
+        if flight is None:
+            self.late += 1  # an answer after its timeout
+            return
+        if self.setup.target == "radius" and self._stale(data, slot, flight):
+            self.late += 1
+            return
+        del flights[slot]
+        self._release(flight)
+        self.answered_sent = max(self.answered_sent, flight.sent)
+        latency = time.monotonic() - flight.sent
+        outcome = self._judge(flight.case, data)
+        if outcome is not None and self._slow(latency):
+            self._anomaly("slow", flight.case, f"answered after {latency:.3f} s")
+        self.latencies.append(latency)
+        self._count(flight.case, outcome or "anomaly")
+
+    def _stale(self, data: bytes, slot: int, flight: _Flight) -> bool:
+        """A late answer to an earlier case that had this identifier."""
+        for older in self.previous.get(slot, []):
+            if check_reply(data, older, self.options.secret, self.setup.dictionary).problem is None:
+                return (
+                    check_reply(
+                        data, flight.authenticator, self.options.secret, self.setup.dictionary
+                    ).problem
+                    is not None
+                )
+        return False
+
+    def _slow(self, latency: float) -> bool:
+        if len(self.latencies) < 20:
+            return False
+        baseline = statistics.median(self.latencies[-200:])
+        return latency > max(self.options.slow_after, 20 * baseline)
+
+    def judge(self, case: Case, data: bytes) -> str | None:
+        return self._judge(case, data)
+
+    def _judge(self, case: Case, data: bytes) -> str | None:
+        """The outcome of a reply, or None after recording an anomaly."""
+        if case.target == "mh":
+            return self._judge_mh(case, data)
+        secret = self.options.secret
+        reply = check_reply(data, case.authenticator, secret, self.setup.dictionary)
+        if reply.problem is not None:
+            self._anomaly("malformed-reply", case, reply.problem)
+            return None
+        outcome = CODE_NAMES.get(reply.code, f"code{reply.code}")
+        if reply.code != ACCESS_ACCEPT:
+            return outcome
+        if case.expect == "reject":
+            self._anomaly(
+                "wrong-accept",
+                case,
+                f"Access-Accept for a case that must be refused ({case.reason})",
+            )
+            return None
+        try:
+            key = handover_key(reply, secret, case.authenticator)
+        except DecodeError as exc:
+            self._anomaly("malformed-reply", case, f"HKP-Handover-Key does not decrypt: {exc}")
+            return None
+        hmk = mh_level.valid_hmk(self.setup.hmk)
+        if hmk is not None:
+            problem = _key_problem(case, key, hks_nonce(reply), hmk)
+            if problem:
+                self._anomaly("wrong-key", case, problem)
+                return None
+        return outcome
+
+    def _judge_mh(self, case: Case, data: bytes) -> str | None:
+        try:
+            message = decode_message(data)
+        except DecodeError as exc:
+            self._anomaly(
+                "malformed-reply", case, f"the reply does not decode: {type(exc).__name__}"
+            )
+            return None
+        if not isinstance(message, HKResp):
+            self._anomaly("malformed-reply", case, "the reply is not an HKResp")
+            return None
+        if message.status == 0 and case.expect == "reject":
+            self._anomaly(
+                "wrong-accept",
+                case,
+                f"HKResp Success for a case that must be refused ({case.reason})",
+            )
+            return None
+        return "success" if message.status == 0 else f"status{message.status}"
+
+    def _count(self, case: Case, outcome: str) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        for name in mutator_names(case):
+            per = self.mutators.setdefault(name, {})
+            per[outcome] = per.get(outcome, 0) + 1
+            if self.options.out is not None and (name, outcome) not in self.seen:
+                self.seen.add((name, outcome))
+                corpus = self.options.out / "corpus"
+                corpus.mkdir(parents=True, exist_ok=True)
+                save_case(
+                    corpus / f"{name}-{outcome}-{case.index}.json", case, {"outcome": outcome}
+                )
+
+    def _anomaly(self, oracle: str, case: Case, detail: str) -> None:
+        anomaly = Anomaly(oracle, case, detail)
+        if self.options.out is not None:
+            anomaly.file = str(self.write_anomaly(anomaly))
+        self.anomalies.append(anomaly)
+
+    def write_anomaly(self, anomaly: Anomaly) -> Path:
+        assert self.options.out is not None
+        where = self.options.out / "anomalies"
+        where.mkdir(parents=True, exist_ok=True)
+        stem = where / f"{anomaly.oracle}-s{anomaly.case.seed}-i{anomaly.case.index}"
+        extra = {
+            "oracle": anomaly.oracle,
+            "detail": anomaly.detail,
+            "server": f"{self.options.host}:{self.options.port}",
+            "nai": self.setup.nai.decode("utf-8", "replace"),
+            "ar_id": self.setup.ar_id.hex(),
+        }
+        save_case(stem.with_suffix(".json"), anomaly.case, extra)
+        wire, _ = self._wire(anomaly.case, 0)
+        stem.with_suffix(".bin").write_bytes(wire)
+        if anomaly.case.target == "radius":
+            text = radclient_text(anomaly.case.attributes, self.setup.dictionary)
+            stem.with_suffix(".radclient").write_text(text)
+        return stem.with_suffix(".json")
+
+    def _progress(self) -> None:
+        if not self.options.progress:
+            return
+        now = time.monotonic()
+        if now - getattr(self, "_shown", 0.0) < 1.0:
+            return
+        self._shown = now
+        rate = self.sent / max(now - self.started, 1e-9)
+        classes: dict[str, int] = {}
+        for a in self.anomalies:
+            classes[a.oracle] = classes.get(a.oracle, 0) + 1
+        print(
+            f"\rcases {self.sent}  {rate:,.0f}/s  anomalies {classes or 0}   ",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def report(self, digest: str | None) -> dict[str, Any]:
+        counts = {oracle: 0 for oracle in ORACLES}
+        for anomaly in self.anomalies:
+            counts[anomaly.oracle] += 1
+        return {
+            "tool": "hkp-fuzz",
+            "target": self.setup.target,
+            "server": f"{self.options.host}:{self.options.port}",
+            "seed": self.setup.seed,
+            "cases": self.sent,
+            "elapsed_s": round(getattr(self, "elapsed", 0.0), 3),
+            "rate": round(self.sent / max(getattr(self, "elapsed", 0.0), 1e-9), 1),
+            "cases_digest": digest,
+            "stopped": self.stopped,
+            "outcomes": dict(sorted(self.outcomes.items())),
+            "mutators": {k: dict(sorted(v.items())) for k, v in sorted(self.mutators.items())},
+            "late_answers": self.late,
+            "anomaly_counts": counts,
+            "anomalies": [a.to_json() for a in self.anomalies],
+        }
+
+
+def _key_problem(case: Case, key: bytes | None, nonce: bytes | None, hmk: bytes) -> str | None:
+    """The wrong-key oracle: the HK must be gprf+ over this case's nonces, NAI, AR-ID."""
+    if key is None or nonce is None:
+        return "Access-Accept without HKP-Handover-Key or HKP-HKS-Nonce"
+    names = [v for t, v in case.attributes if t == USER_NAME and v]
+    ars = [v for v in hkp_vsas(case.attributes, VT_AR_ADDRESS) if len(v) == 16]
+    ref = mh_level.reference(b"".join(hkp_vsas(case.attributes, VT_MOBILITY_HEADER)), hmk, names[0])
+    if not ref.valid or ref.mn_nonce is None or ref.prf is None or ref.nai is None:
+        return f"an HK for a request the fuzzer cannot derive one for ({ref.reason})"
+    try:
+        expected = crypto.derive_hk(hmk, ref.prf, ref.mn_nonce, nonce, ref.nai, ars[0], len(key))
+    except HKPError as exc:
+        return f"an HK that cannot be derived: {exc}"
+    if expected != key:
+        return "the decrypted HK differs from the HK derived from the HMK"
+    return None
+
+
+def _drain(sock: socket.socket) -> Iterator[bytes]:
+    while True:
+        try:
+            yield sock.recv(65535)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # ICMP port unreachable surfaces here
+            return
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _rss_kib(pid: int | None) -> int | None:
+    if pid is None:
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def cases_for(setup: Setup, count: int | None, start: int = 0) -> Iterator[Case]:
+    index = start
+    while count is None or index < start + count:
+        yield generate(setup, index)
+        index += 1

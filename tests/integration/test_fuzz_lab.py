@@ -1,0 +1,85 @@
+"""Issue 9, Must show 2: hkp-fuzz against the real lab, a real FreeRADIUS with the HKS
+module (radius target) and a real hkp-ar in front of it (mh target). A bounded run of
+each finds zero anomalies, and the same seed gives the same cases twice (the report's
+cases_digest, from a real run and from a second, generate-only run).
+
+Case counts fit CI's budget (about a minute in all); docs/fuzzing.md says what a long
+run is and records one.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from hkp_support.freeradius import FreeRadiusInstance
+from tests.ar_helpers import HMK, NAI
+
+from .ar_fixtures import REPO, ArProcess
+from .conftest import requires_freeradius
+
+pytestmark = requires_freeradius
+RADIUS_CASES = 12000
+MH_CASES = 3000
+AR_ID = "2001:db8::1"  # ar_fixtures.config_text's [ar] address
+
+
+def fuzz(*args: str) -> tuple[int, dict[str, object]]:
+    done = subprocess.run(
+        [sys.executable, "-m", "hkp_fuzz", *args, "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode in (0, 1), done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def hmk_file(tmp_path: Path) -> str:
+    path = tmp_path / "mn.hmk"
+    path.write_text("0x" + HMK.hex() + "\n")
+    return str(path)
+
+
+def same_seed_twice(target: str, server: str, report: dict[str, object], *extra: str) -> None:
+    _, again = fuzz(target, server, *extra, "--dry-run")
+    assert again["cases"] == report["cases"]
+    assert again["cases_digest"] == report["cases_digest"]
+
+
+def test_radius_target_against_the_hks(ar_hks: FreeRadiusInstance, tmp_path: Path) -> None:
+    server = f"{ar_hks.address}:{ar_hks.port}"
+    common = ["--secret", ar_hks.secret.decode(), "--nai", NAI.decode()]
+    common += ["--hmk-file", hmk_file(tmp_path), "--ar-id", AR_ID, "--seed", "9"]
+    common += ["--cases", str(RADIUS_CASES)]
+    code, report = fuzz("radius", server, *common, "--out", str(tmp_path / "out"))
+    assert report["anomalies"] == [], report["anomalies"]
+    assert code == 0
+    assert report["cases"] == RADIUS_CASES and report["stopped"] == "done"
+    outcomes = report["outcomes"]
+    assert isinstance(outcomes, dict)
+    # the run reached the logic behind authentication, and past it
+    assert outcomes.get("accept", 0) > RADIUS_CASES // 10
+    assert outcomes.get("reject", 0) > RADIUS_CASES // 3
+    assert ar_hks.running, ar_hks.log_tail()
+    assert "internal error" not in ar_hks.log_text()
+    same_seed_twice("radius", server, report, *common)
+
+
+def test_mh_target_against_hkp_ar(hkp_ar: ArProcess, tmp_path: Path) -> None:
+    server = f"[::1]:{hkp_ar.udp_port}"
+    common = ["--nai", NAI.decode(), "--hmk-file", hmk_file(tmp_path), "--seed", "9"]
+    common += ["--cases", str(MH_CASES), "--timeout", "0.5"]
+    code, report = fuzz("mh", server, *common, "--window", "128")
+    assert report["anomalies"] == [], report["anomalies"]
+    assert code == 0
+    assert report["cases"] == MH_CASES and report["stopped"] == "done"
+    outcomes = report["outcomes"]
+    assert isinstance(outcomes, dict)
+    assert outcomes.get("success", 0) > MH_CASES // 20, outcomes
+    assert hkp_ar.running, hkp_ar.log_text()[-2000:]
+    same_seed_twice("mh", server, report, *common)
