@@ -95,7 +95,7 @@ class BindingAuthorizationFMIP:
     Option Length is 16, SPI and Authenticator, by RFC 6275 §6.2's rule for every
     mobility option ("excluding the Option Type and Option Length fields"): RFC 5568's
     text says "the length of the Authenticator" (12), which a generic option parser
-    would misframe (profile erratum E1, docs/PROFILE.md). An empty `authenticator`
+    would misframe (erratum E1, docs/decisions.md). An empty `authenticator`
     means "to be computed" (`crypto.fmip.sign_fmip`); the encoder writes zeros there."""
 
     spi: int
