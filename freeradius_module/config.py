@@ -13,6 +13,9 @@ from hkp_radius.hks.log_summary import DEFAULT_SUMMARY_INTERVAL
 from hkp_radius.hks.role import HKSPolicy, parse_algorithm
 
 DEFAULT_REPLAY_DB = "/var/lib/freeradius/hkp_hks_replay.sqlite"
+# Where the replay state lives: SQLite (one server, the default) or PostgreSQL (any
+# number of servers sharing it, docs/hks.md "Running several HKS servers").
+REPLAY_STORES = ("sqlite", "postgresql")
 
 KNOWN_ITEMS = {
     "allowed_prf",
@@ -24,6 +27,8 @@ KNOWN_ITEMS = {
     "key_lifetime",
     "hk_length",
     "replay_db",
+    "replay_store",
+    "replay_postgresql",
     "log_summary_interval",
     *CODE_POINT_SETTINGS,
 }
@@ -38,6 +43,8 @@ class ModuleConfig:
     policy: HKSPolicy
     replay_db: str
     log_summary_interval: float = DEFAULT_SUMMARY_INTERVAL
+    replay_store: str = "sqlite"
+    replay_postgresql: str = ""  # a libpq connection string
 
 
 def _flat(config: Mapping[str, object]) -> dict[str, str]:
@@ -143,4 +150,16 @@ def parse_module_config(config: Mapping[str, object]) -> ModuleConfig:
         raise ConfigError(
             f"hkp_hks config: log_summary_interval = {interval}: 0-{MAX_SUMMARY_INTERVAL:.0f} s"
         )
-    return ModuleConfig(policy, replay_db, interval)
+    store = items.get("replay_store", "sqlite").lower()
+    if store not in REPLAY_STORES:
+        raise ConfigError(
+            f"hkp_hks config: replay_store = {items['replay_store']!r}: "
+            f"use {' or '.join(REPLAY_STORES)}"
+        )
+    conninfo = items.get("replay_postgresql", "")
+    if store == "postgresql" and not conninfo:
+        raise ConfigError(
+            "hkp_hks config: replay_store = postgresql needs replay_postgresql, a libpq "
+            'connection string such as "host=db.example.net dbname=hkp user=hkp_hks"'
+        )
+    return ModuleConfig(policy, replay_db, interval, store, conninfo)

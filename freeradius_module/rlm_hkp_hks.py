@@ -18,7 +18,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from freeradius_module.config import parse_module_config
+from freeradius_module.config import ModuleConfig, parse_module_config
+from freeradius_module.replay_postgresql import PostgreSQLReplayStore, ReplayStateUnavailable
 from freeradius_module.replay_sqlite import SQLiteReplayStore
 from hkp_radius.crypto import salt
 from hkp_radius.errors import ConfigError, DecodeError, HKPError
@@ -75,7 +76,7 @@ def instantiate(config: object = None) -> int:
     try:
         module_config = parse_module_config(source if isinstance(source, dict) else {})
         _state["policy"] = module_config.policy
-        _state["replay"] = SQLiteReplayStore(module_config.replay_db)
+        _state["replay"], where = _replay_store(module_config)
         _state["log"] = DecisionLog(module_config.log_summary_interval)
     except ConfigError as exc:
         _log(L_ERR, f"cannot start: {exc}")
@@ -85,8 +86,16 @@ def instantiate(config: object = None) -> int:
         # only -1 stops a server that would fail every request.
         _log(L_ERR, f"cannot start: internal error: {type(exc).__name__}: {exc}")
         return -1
-    _log(L_INFO, f"ready (replay state in {module_config.replay_db})")
+    _log(L_INFO, f"ready (replay state in {where})")
     return 0
+
+
+def _replay_store(config: ModuleConfig) -> tuple[ReplayStore, str]:
+    """The configured replay store and where it is, for the log (no password)."""
+    if config.replay_store == "postgresql":
+        store = PostgreSQLReplayStore(config.replay_postgresql)
+        return store, f"PostgreSQL {store.description}"
+    return SQLiteReplayStore(config.replay_db), config.replay_db
 
 
 def detach(_: object = None) -> int:
@@ -260,6 +269,11 @@ def authenticate(p: Mapping[str, Any]) -> Any:
             _log(L_ERR, f"request failed: {MISSING_SALT_INPUTS}")
             return RLM_MODULE_FAIL, {}
         return reply_for(decide(p, policy, replay, log), sealer(*salt_inputs))
+    except ReplayStateUnavailable as exc:
+        # Never an accept without a recorded timestamp: refused like a discard (no
+        # HKResp), and the store connects again on the next request.
+        _log(L_ERR, f"request discarded: {exc}")
+        return RLM_MODULE_REJECT, {}
     except HKPError as exc:
         _log(L_ERR, f"request failed: {type(exc).__name__}: {exc}")
     except Exception as exc:

@@ -136,6 +136,7 @@ class FreeRadiusInstance:
         prohibited_users: Collection[str] = (),
         authorization_policy: str | None = None,
         module_settings: Mapping[str, str] | None = None,
+        replay_postgresql: str | None = None,
         debug: bool = False,
         freeradius: str = FREERADIUS,
         run_as: str | None = FREERADIUS_USER,
@@ -155,6 +156,9 @@ class FreeRadiusInstance:
         self.module_config: dict[str, str] = dict(module_settings or {})
         if require_timestamp is not None:
             self.module_config["require_timestamp"] = "yes" if require_timestamp else "no"
+        if replay_postgresql is not None:  # a libpq connection string: shared state
+            self.module_config["replay_store"] = "postgresql"
+            self.module_config["replay_postgresql"] = _quote(replay_postgresql)
         if allowed_prfs is not None:
             self.module_config["allowed_prf"] = _quote(" ".join(allowed_prfs))
         if required_prf is not None:

@@ -11,7 +11,13 @@ _CHECKOUT_RADDB = Path(__file__).resolve().parent.parent / "raddb"
 # The HKS module FreeRADIUS loads: these files of freeradius_module/ beside the core
 # (the installer and the private runner copy them into FreeRADIUS's python_path).
 FREERADIUS_MODULE_DIR = Path(__file__).resolve().parent.parent / "freeradius_module"
-FREERADIUS_MODULE_FILES = ("__init__.py", "config.py", "replay_sqlite.py", "rlm_hkp_hks.py")
+FREERADIUS_MODULE_FILES = (
+    "__init__.py",
+    "config.py",
+    "replay_postgresql.py",
+    "replay_sqlite.py",
+    "rlm_hkp_hks.py",
+)
 _INSTALLED_RADDB = Path(sys.prefix) / "share" / "hkp-radius" / "raddb"
 
 

@@ -9,7 +9,13 @@ cd "$(dirname "$0")/.."
 # systemd/ and wireshark/ (docs/ar.md, docs/hks.md).
 APT_PACKAGES=(freeradius freeradius-python3 freeradius-utils iproute2 sqlite3
               python3 python3-venv python3-pip ca-certificates
-              systemd logrotate tshark)  # tshark also decodes FMIPv6 in tests/test_fmip.py
+              systemd logrotate tshark  # tshark also decodes FMIPv6 in tests/test_fmip.py
+              # Several HKS servers on one database (docs/hks.md): PostgreSQL for the
+              # replay state (psycopg for the Debian Python FreeRADIUS embeds), the
+              # credential stores of raddb/mods-available/hkp_sql and hkp_ldap; the
+              # tests and the lab run their own clusters and slapd.
+              postgresql python3-psycopg freeradius-postgresql
+              slapd ldap-utils freeradius-ldap)
 
 # The container lab (docker/container-lab.sh, run by test.sh): podman with runc, the
 # compose tool and mmdebstrap for the base image. Not inside the image itself.
@@ -41,6 +47,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   # tshark's package asks whether non-root users may capture: no (we capture as root).
   echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+  # slapd's package would build a directory for a made-up domain: no (our tests and the
+  # lab configure their own slapd).
+  echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   if [ "$own_policy" = 1 ]; then
     rm -f /usr/sbin/policy-rc.d
