@@ -41,10 +41,19 @@ RADDB_FILES = (
     OUR_MODULE,
     "mods-available/hkp_users",
     "mods-config/files/hkp_users",
+    # HMKs from SQL (docs/hks.md "HMKs from SQL or LDAP"): available, not enabled.
+    "mods-available/hkp_sql",
+    "mods-config/sql/hkp/postgresql/schema.sql",
+    "mods-config/sql/hkp/postgresql/example.sql",
+    "mods-config/sql/hkp/sqlite/schema.sql",
+    "mods-config/sql/hkp/sqlite/example.sql",
     "policy.d/hkp_hks",
     "policy.d/hkp_hks_authorization",
     "sites-available/hkp_hks",
 )
+# Directories only hkp-radius uses (created on install, removed on uninstall when empty),
+# deepest first.
+OWN_DIRS = ("mods-config/sql/hkp/postgresql", "mods-config/sql/hkp/sqlite", "mods-config/sql/hkp")
 ENABLE_LINKS = (
     ("mods-enabled/hkp_hks", "../mods-available/hkp_hks"),
     ("mods-enabled/hkp_users", "../mods-available/hkp_users"),
@@ -153,9 +162,11 @@ class Installer:
 
     def write(self, target: Path, text: str) -> None:
         if not target.parent.exists():
+            missing = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
             target.parent.mkdir(parents=True)
             if os.geteuid() == 0:
-                os.chown(target.parent, *self._owner())
+                for directory in missing:
+                    os.chown(directory, *self._owner())
         target.write_text(text)
         if os.geteuid() == 0:
             os.chown(target, *self._owner())
@@ -339,8 +350,10 @@ class Installer:
         conf = (self.raddb / "radiusd.conf").read_text(errors="replace")
         if not SUPPRESS_SECRETS.search(_strip_comments(conf)):
             self.say(
-                "WARNING    radiusd.conf: set 'suppress_secrets = yes' in log { } so that "
-                "debug output masks HKP-HMK and the other secret-flagged attributes (docs/hks.md)"
+                "WARNING    radiusd.conf: set 'suppress_secrets = yes' in log { }: without it "
+                "debug output (-X) prints every HMK read from sql or ldap (hkp_sql, "
+                "hkp_ldap) or the users file in clear; with it FreeRADIUS masks HKP-HMK and "
+                "the other secret-flagged attributes (docs/hks.md)"
             )
 
     # ---- check / uninstall ----------------------------------------------------------
@@ -397,6 +410,12 @@ class Installer:
             self.say(f"removed    {relative}")
             if not self.dry_run:
                 path.unlink()
+        for relative in OWN_DIRS:  # deepest first; kept when the operator added files
+            directory = self.raddb / relative
+            if directory.is_dir() and not any(directory.iterdir()):
+                self.say(f"removed    {relative}/")
+                if not self.dry_run:
+                    directory.rmdir()
         block = str(self.manifest.get("dictionary", ""))
         dictionary = self.raddb / "dictionary"
         if block and dictionary.exists():

@@ -114,6 +114,16 @@ def _set_item(text: str, key: str, value: str, source: str) -> str:
     return new
 
 
+def use_credential_module(site: str, module: str) -> str:
+    """sites-available/hkp_hks with its one `hkp_users` line (authorize) replaced by
+    `module`: the one-line change docs/hks.md describes for hkp_sql and hkp_ldap."""
+    pattern = re.compile(r"^(\s*)hkp_users\s*$", re.MULTILINE)
+    new, count = pattern.subn(lambda m: f"{m.group(1)}{module}", site)
+    if count != 1:
+        raise ConfigError("sites-available/hkp_hks: no single 'hkp_users' line to replace")
+    return new
+
+
 class FreeRadiusInstance:
     """A private FreeRADIUS (3.2) on loopback running the hkp_hks virtual server."""
 
@@ -137,6 +147,9 @@ class FreeRadiusInstance:
         authorization_policy: str | None = None,
         module_settings: Mapping[str, str] | None = None,
         replay_postgresql: str | None = None,
+        credential_module: str = "hkp_users",
+        extra_modules: Mapping[str, str] | None = None,
+        suppress_secrets: bool = True,
         debug: bool = False,
         freeradius: str = FREERADIUS,
         run_as: str | None = FREERADIUS_USER,
@@ -148,6 +161,11 @@ class FreeRadiusInstance:
         self.users = dict(users or {})
         self.prohibited_users = frozenset(prohibited_users)
         self.authorization_policy = authorization_policy
+        # Where the HMKs come from: the site's hkp_users line becomes this module
+        # (the documented one-line change), which extra_modules (name: text) defines.
+        self.credential_module = credential_module
+        self.extra_modules = dict(extra_modules or {})
+        self.suppress_secrets = suppress_secrets  # False only to show what it masks
         self.debug = debug
         self.freeradius = freeradius
         self.run_as = run_as if os.geteuid() == 0 else None
@@ -253,6 +271,8 @@ class FreeRadiusInstance:
         conf = (RADDB_SOURCE / "private" / "radiusd.conf.in").read_text()
         conf = conf.replace("@WORK@", str(self.work_dir)).replace("@USER@", user)
         conf = conf.replace("@GROUP@", self._group(user))
+        if not self.suppress_secrets:
+            conf = _set_item(conf, "suppress_secrets", "no", "radiusd.conf")
         (raddb / "radiusd.conf").write_text(conf)
         for name in SERVER_DICTIONARIES:
             shutil.copy(RADDB_SOURCE / name, raddb / name)
@@ -269,7 +289,11 @@ class FreeRadiusInstance:
         shutil.copy(RADDB_SOURCE / "mods-available" / "hkp_users", raddb / "mods-enabled")
         (raddb / "mods-config" / "files" / "hkp_users").write_text(self._users_file())
 
-        site = (RADDB_SOURCE / "sites-available" / "hkp_hks").read_text()
+        for name, text in self.extra_modules.items():
+            (raddb / "mods-enabled" / name).write_text(text)
+        site = use_credential_module(
+            (RADDB_SOURCE / "sites-available" / "hkp_hks").read_text(), self.credential_module
+        )
         for key, value in (
             ("hkp_hks_listen_ipaddr", self.address),
             ("hkp_hks_listen_port", str(self.port)),
