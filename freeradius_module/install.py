@@ -47,13 +47,22 @@ RADDB_FILES = (
     "mods-config/sql/hkp/postgresql/example.sql",
     "mods-config/sql/hkp/sqlite/schema.sql",
     "mods-config/sql/hkp/sqlite/example.sql",
+    "mods-available/hkp_ldap",
+    "mods-config/ldap/hkp/hkp.ldif",
+    "mods-config/ldap/hkp/example.ldif",
     "policy.d/hkp_hks",
     "policy.d/hkp_hks_authorization",
     "sites-available/hkp_hks",
 )
 # Directories only hkp-radius uses (created on install, removed on uninstall when empty),
 # deepest first.
-OWN_DIRS = ("mods-config/sql/hkp/postgresql", "mods-config/sql/hkp/sqlite", "mods-config/sql/hkp")
+OWN_DIRS = (
+    "mods-config/sql/hkp/postgresql",
+    "mods-config/sql/hkp/sqlite",
+    "mods-config/sql/hkp",
+    "mods-config/ldap/hkp",
+    "mods-config/ldap",
+)
 ENABLE_LINKS = (
     ("mods-enabled/hkp_hks", "../mods-available/hkp_hks"),
     ("mods-enabled/hkp_users", "../mods-available/hkp_users"),

@@ -20,6 +20,7 @@ from hkp_support.postgresql import PostgresCluster
 SQL_MODULE = RADDB_SOURCE / "mods-available" / "hkp_sql"
 SQL_CONFIG = RADDB_SOURCE / "mods-config" / "sql" / "hkp"
 LDAP_MODULE = RADDB_SOURCE / "mods-available" / "hkp_ldap"
+LDAP_EXAMPLE = RADDB_SOURCE / "mods-config" / "ldap" / "hkp" / "example.ldif"
 HMK_ATTRIBUTE = "HKP-HMK"
 
 
@@ -73,3 +74,16 @@ def sql_module_for_sqlite(database: Path) -> str:
     """mods-available/hkp_sql switched to dialect sqlite on `database`."""
     text = _set_item(SQL_MODULE.read_text(), "dialect", _quote("sqlite"), "hkp_sql")
     return _set_in_section(text, "sqlite", "filename", _quote(str(database)))
+
+
+def ldap_module(uri: str, bind_dn: str, bind_password: str, base_dn: str) -> str:
+    """mods-available/hkp_ldap as shipped, pointed at a directory (hkp_support.slapd)."""
+    text = LDAP_MODULE.read_text()
+    for key, value in (
+        ("server", _quote(uri)),
+        ("identity", _quote(bind_dn)),
+        ("password", _quote(bind_password)),
+        ("base_dn", _quote(base_dn)),
+    ):
+        text = _set_item(text, key, value, "hkp_ldap")
+    return text

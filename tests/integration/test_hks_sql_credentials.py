@@ -135,6 +135,7 @@ def test_shipped_sql_config_in_the_stock_debian_raddb_passes_freeradius_xc(
     assert (raddb / "mods-config" / "sql" / "hkp" / "postgresql" / "schema.sql").is_file()
     # The documented steps: enable hkp_sql, and the one-line change in the site.
     (raddb / "mods-enabled" / "hkp_sql").symlink_to("../mods-available/hkp_sql")
+    (raddb / "mods-enabled" / "hkp_ldap").symlink_to("../mods-available/hkp_ldap")
     site = raddb / "sites-available" / "hkp_hks"
     site.write_text(use_credential_module(site.read_text(), "hkp_sql"))
     result = subprocess.run(
@@ -142,4 +143,4 @@ def test_shipped_sql_config_in_the_stock_debian_raddb_passes_freeradius_xc(
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     assert "Configuration appears to be OK" in result.stdout
-    assert "rlm_sql_postgresql" in result.stdout
+    assert "rlm_sql_postgresql" in result.stdout and "rlm_ldap" in result.stdout
