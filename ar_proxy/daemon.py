@@ -52,6 +52,7 @@ from hkp_radius.ar.role import AccessRouter
 from hkp_radius.errors import ConfigError
 from hkp_radius.wire.fmip import MH_TYPE_FBU, fmip_type
 
+from .clock import Clock
 from .config import DaemonConfig, load_config
 from .control import COMMANDS, ControlError, ControlServer, format_keys, format_status, query
 from .keystore import SqliteKeyStore
@@ -94,9 +95,13 @@ def load_dictionary(path: str) -> Dictionary:
 
 class ARDaemon:
     def __init__(
-        self, config: DaemonConfig, random_bytes: Callable[[int], bytes] = os.urandom
+        self,
+        config: DaemonConfig,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+        radius_clock: Clock | None = None,
     ) -> None:
         self.config = config
+        self._radius_clock = radius_clock  # None: the monotonic clock; tests move a manual one
         self.role = AccessRouter(config.role, random_bytes)
         # P11: FBUs are checked against the role's own key table.
         self.fbu = FastBindingVerifier(self.role.keys)
@@ -136,6 +141,7 @@ class ARDaemon:
             nas_ipv6_address=cfg.nas_ipv6_address
             or (None if cfg.nas_ip_address else cfg.ar_address_text),
             on_result=self.metrics.radius_result,
+            clock=self._radius_clock,
         )
         with network_namespace(cfg.netns):
             udp_sock = (
