@@ -38,6 +38,9 @@ NEIGHBOUR_STATES = {
 }
 DEFAULT_NEIGHBOUR_STATES = "reachable stale delay probe permanent noarp"
 LOG_LEVELS = ("debug", "info", "warning", "error")
+# [realm] type (FreeRADIUS's home_server_pool types; docs/ar.md "Pools").
+POOL_TYPES = ("fail-over", "load-balance", "keyed-balance")
+STATUS_CHECKS = ("none", "status-server")
 
 KNOWN = {
     "ar": {"address", "nas_identifier", "nas_ip_address", "nas_ipv6_address", "netns",
@@ -54,8 +57,9 @@ KNOWN = {
     "metrics": {"enabled", "listen", "port"},
     "code_points": set(CODE_POINT_SETTINGS),
     "home_server": {"ipaddr", "port", "secret", "response_window", "retries",
-                    "revive_interval"},
-    "realm": {"home_servers"},
+                    "revive_interval", "status_check", "check_interval", "check_timeout",
+                    "num_answers_to_alive"},
+    "realm": {"home_servers", "type"},
 }  # fmt: skip
 
 
@@ -68,6 +72,12 @@ class HomeServer:
     response_window: float = 1.0  # seconds to wait for each (re)transmission
     retries: int = 2  # retransmissions after the first send
     revive_interval: float = 30.0  # a silent server is tried last for this long
+    # status-server: a dead server gets no requests until it has answered
+    # num_answers_to_alive Status-Server probes, one every check_interval (ar_proxy/pools.py)
+    status_check: str = "none"
+    check_interval: float = 5.0
+    check_timeout: float = 2.0
+    num_answers_to_alive: int = 3
 
     @property
     def budget(self) -> float:
@@ -78,6 +88,7 @@ class HomeServer:
 class Realm:
     name: str  # lower case; DEFAULT and NULL as in FreeRADIUS's proxy.conf
     servers: tuple[HomeServer, ...]
+    type: str = "fail-over"  # POOL_TYPES
 
     @property
     def budget(self) -> float:
@@ -187,6 +198,12 @@ class _Reader:
         if not low <= number <= high:
             raise self.fail(key, f"must be from {low} to {high}")
         return number
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        value = (self.text(key) or default).lower()
+        if value not in choices:
+            raise self.fail(key, f"write one of {', '.join(choices)}")
+        return value
 
     def ip(self, key: str, default: str | None, version: int | None = None) -> str | None:
         value = self.text(key, default)
@@ -388,6 +405,12 @@ def _realms(parser: configparser.RawConfigParser, source: str) -> dict[str, Real
             response_window=reader.number("response_window", HomeServer.response_window, 0.01, 60),
             retries=reader.integer("retries", HomeServer.retries, 0, 10),
             revive_interval=reader.number("revive_interval", HomeServer.revive_interval, 0, 86400),
+            status_check=reader.choice("status_check", HomeServer.status_check, STATUS_CHECKS),
+            check_interval=reader.number("check_interval", HomeServer.check_interval, 0.01, 3600),
+            check_timeout=reader.number("check_timeout", HomeServer.check_timeout, 0.01, 60),
+            num_answers_to_alive=reader.integer(
+                "num_answers_to_alive", HomeServer.num_answers_to_alive, 1, 100
+            ),
         )
     realms: dict[str, Realm] = {}
     for section in parser.sections():
@@ -405,7 +428,8 @@ def _realms(parser: configparser.RawConfigParser, source: str) -> dict[str, Real
             if server not in servers:
                 raise reader.fail("home_servers", f"no [home_server {server}] section")
             group.append(servers[server])
-        realms[name.strip().lower()] = Realm(name.strip().lower(), tuple(group))
+        pool_type = reader.choice("type", "fail-over", POOL_TYPES)
+        realms[name.strip().lower()] = Realm(name.strip().lower(), tuple(group), pool_type)
     if not realms:
         raise ConfigError(
             f"{source}: no [realm NAME] section: add one (or [realm DEFAULT]) with "

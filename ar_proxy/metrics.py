@@ -61,7 +61,8 @@ class Metrics:
         self._discarded.labels(label).inc()
 
     def radius_result(self, home_server: str, result: str) -> None:
-        """result: answered, silent (no answer, port open), refused (port closed)."""
+        """result: answered, silent (no answer, port open), refused (port closed);
+        probe_answered, probe_unanswered (Status-Server to a dead server, pools.py)."""
         self.radius[(home_server, result)] += 1
         self._radius.labels(home_server, result).inc()
 

@@ -3,10 +3,11 @@
 pyrad encodes and decodes; this module owns identifiers, retransmission and fail-over
 so that their timing is exact (pyrad's ClientAsync defaults can stall for minutes).
 
-Per request: the realm of the NAI gives a group of home servers (config.Realm). Each
+Per request: the realm of the NAI gives a pool of home servers (config.Realm), and
+ar_proxy/pools.py their order (fail-over, load-balance, keyed-balance; dead servers
+last, or, with Status-Server checks, not at all until their probes are answered). Each
 server is sent the same packet (same Identifier and Request Authenticator, RFC 5080
-§2.2.1) `retries + 1` times, `response_window` apart; then the next server. A server
-that stayed silent is tried last for `revive_interval`. Every request carries a
+§2.2.1) `retries + 1` times, `response_window` apart; then the next server. Every request carries a
 Message-Authenticator; every reply must carry a valid one and a valid Response
 Authenticator (pyrad VerifyReply, enforce_ma), or it is dropped as if never received.
 """
@@ -31,6 +32,7 @@ from hkp_radius.wire import radius_attrs
 
 from .clock import Clock, MonotonicClock
 from .config import HomeServer, Realm
+from .pools import Pools, PoolType
 
 log = logging.getLogger("hkp-ar.radius")
 
@@ -89,11 +91,14 @@ class _Lane(asyncio.DatagramProtocol):
         except Exception as exc:  # pyrad raises several kinds on garbage
             log.warning("undecodable reply from home server %s: %s", self.server.name, exc)
             return
-        if reply.code not in (rpacket.AccessAccept, rpacket.AccessReject):
+        if reply.code not in (rpacket.AccessAccept, rpacket.AccessReject):  # RFC 5997 too
             log.warning("home server %s answered with code %d", self.server.name, reply.code)
             return
+        # A Status-Server answer proves liveness by its Response Authenticator (keyed
+        # with the secret); FreeRADIUS signs it only when told to (RFC 5997 §3: SHOULD).
+        enforce_ma = request.code != rpacket.StatusServer
         try:
-            valid = request.VerifyReply(reply, data, enforce_ma=True)
+            valid = request.VerifyReply(reply, data, enforce_ma=enforce_ma)
         except Exception:
             valid = False
         if not valid:
@@ -132,7 +137,10 @@ class RadiusClient:
         self._on_timeout = on_timeout
         self._nas = (nas_identifier, nas_ip_address, nas_ipv6_address)
         self._lanes: dict[str, list[_Lane]] = {}
-        self._dead_until: dict[str, float] = {}
+        self.pools = Pools(())
+        self._prober: asyncio.Task[None] | None = None
+        self._probes: set[asyncio.Task[None]] = set()
+        self._wake: asyncio.Future[None] | None = None
         self._flights: dict[int, _Flight] = {}
         self._cancelled: list[asyncio.Task[None]] = []  # cancelled, not yet ended
         self._vendor_id = dictionary.vendors.GetForward("HKP")
@@ -146,7 +154,10 @@ class RadiusClient:
             return
         flight = _Flight(request.ref, request, realm)
         self._flights[request.ref] = flight
-        flight.task = asyncio.get_running_loop().create_task(self._run(flight))
+        loop = asyncio.get_running_loop()
+        flight.task = loop.create_task(self._run(flight))
+        if self._prober is None:
+            self._prober = loop.create_task(self._probe_loop())
 
     def cancel(self, ref: int) -> None:
         flight = self._flights.pop(ref, None)
@@ -166,8 +177,16 @@ class RadiusClient:
         for ref in list(self._flights):
             self.cancel(ref)
         tasks, self._cancelled = self._cancelled, []
+        if self._prober is not None:
+            tasks.append(self._prober)
+            self._prober = None
+        tasks += list(self._probes)
+        for task in tasks:
+            task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        for line in self.pools.summaries():  # the per-server counters, at shutdown
+            log.info("%s", line)
         for lanes in self._lanes.values():
             for lane in lanes:
                 if lane.transport is not None:
@@ -176,34 +195,42 @@ class RadiusClient:
 
     # ---- one request through its realm -------------------------------------------------
 
-    def _order(self, realm: Realm) -> list[HomeServer]:
-        now = self.clock.now()
-        alive = [s for s in realm.servers if self._dead_until.get(s.name, 0.0) <= now]
-        dead = sorted(
-            (s for s in realm.servers if s not in alive),
-            key=lambda s: self._dead_until.get(s.name, 0.0),
+    def _order(self, realm: Realm, nai: bytes) -> list[HomeServer]:
+        return self.pools.order(
+            realm.name, PoolType(realm.type), realm.servers, nai, self.clock.now()
         )
-        return alive + dead
+
+    def _log_pool(self, lines: list[str]) -> None:
+        # INFO: the WARNING for a silent server is _diagnose_silence's, saying what to
+        # check; these lines carry the pool's view (state and per-server counters).
+        for line in lines:
+            log.info("%s", line)
+        if lines:
+            self._rearm()
 
     async def _run(self, flight: _Flight) -> None:
         try:
-            for server in self._order(flight.realm):
+            for server in self._order(flight.realm, flight.request.nai):
                 started = self.clock.now()
+                self.pools.started(server)
                 try:
                     result = await self._try_server(flight, server)
                 except OSError as exc:  # its socket cannot be opened (no route, bad scope)
                     log.warning("home server %s (%s:%d) cannot be reached: %s",
                                 server.name, server.host, server.port, exc)  # fmt: skip
-                    self._dead_until[server.name] = self.clock.now() + server.revive_interval
+                    self._log_pool(self.pools.unanswered(server, self.clock.now()))
                     continue
+                except BaseException:
+                    self.pools.abandoned(server)
+                    raise
                 if result is not None:
                     request, reply = result
                     self._on_result(server.name, "answered")
-                    self._dead_until.pop(server.name, None)
+                    self._log_pool(self.pools.answered(server, self.clock.now()))
                     self._finish(flight, self._answer(server, request, reply))
                     return
-                self._dead_until[server.name] = self.clock.now() + server.revive_interval
                 self._diagnose_silence(server, started)
+                self._log_pool(self.pools.unanswered(server, self.clock.now()))
             self._flights.pop(flight.ref, None)
             self._on_timeout(flight.ref, f"no answer from the {len(flight.realm.servers)} "
                              f"home server(s) of realm {flight.realm.name}")  # fmt: skip
@@ -216,6 +243,58 @@ class RadiusClient:
             log.exception("RADIUS exchange for ref %d failed", flight.ref)
             self._flights.pop(flight.ref, None)
             self._on_timeout(flight.ref, "internal error in the RADIUS client")
+
+    # ---- Status-Server probes of dead servers (RFC 5997) ---------------------------------
+
+    def _rearm(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    async def _probe_loop(self) -> None:
+        """Sleep until the pools' next probe is due (or they change), send what is due."""
+        loop = asyncio.get_running_loop()
+        while True:
+            self._wake = loop.create_future()
+            due_at = self.pools.next_timer()
+            try:
+                if due_at is None:
+                    await self._wake
+                else:
+                    await self.clock.wait(self._wake, max(0.0, due_at - self.clock.now()))
+            except TimeoutError:
+                pass
+            for server in self.pools.probes_due(self.clock.now()):
+                task = loop.create_task(self._probe(server))
+                self._probes.add(task)
+                task.add_done_callback(self._probes.discard)
+
+    async def _probe(self, server: HomeServer) -> None:
+        answered = False
+        try:
+            lane, identifier = await self._lane_with_free_id(server)
+            probe = rpacket.AuthPacket(
+                code=rpacket.StatusServer, id=identifier, secret=server.secret,
+                dict=self.dictionary,
+            )  # fmt: skip
+            probe.add_message_authenticator()  # RFC 5997 §3: required
+            future: _ReplyFuture = asyncio.get_running_loop().create_future()
+            lane.waiting[identifier] = (probe, future)
+            try:
+                assert lane.transport is not None
+                lane.transport.sendto(probe.RequestPacket())
+                reply = await self.clock.wait(future, server.check_timeout)
+                answered = reply.code == rpacket.AccessAccept
+            except TimeoutError:
+                answered = False
+            finally:
+                lane.waiting.pop(identifier, None)
+        except OSError as exc:
+            log.debug("Status-Server to %s not sent: %s", server.name, exc)
+        finally:
+            lines = self.pools.probe_result(server, answered, self.clock.now())
+            self._on_result(server.name, "probe_answered" if answered else "probe_unanswered")
+            self._log_pool(lines)
+            self._rearm()
 
     def _diagnose_silence(self, server: HomeServer, since: float) -> None:
         """One WARNING line that tells a closed port from a silent server, with what to
