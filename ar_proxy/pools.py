@@ -42,6 +42,22 @@ COUNTERS = (
 )
 
 
+@dataclass(frozen=True)
+class StateChange:
+    """A server marked dead or alive again, with its counters: one log line."""
+
+    server: str
+    state: str  # "dead" | "alive"
+    why: str
+    counters: dict[str, int]
+    summary: str
+
+    @property
+    def text(self) -> str:
+        verb = "marked dead" if self.state == "dead" else "alive again"
+        return f"home server {self.server} {verb} ({self.why}); {self.summary}"
+
+
 class PoolType(enum.Enum):
     FAIL_OVER = "fail-over"
     LOAD_BALANCE = "load-balance"
@@ -123,7 +139,7 @@ class Pools:
         health.outstanding += 1
         health.counters["requests"] += 1
 
-    def answered(self, server: HomeServer, now: float) -> list[str]:
+    def answered(self, server: HomeServer, now: float) -> list[StateChange]:
         health = self._get(server)
         health.outstanding -= 1
         health.counters["answered"] += 1
@@ -131,7 +147,7 @@ class Pools:
             return self._revive(health, "it answered a request")
         return []
 
-    def unanswered(self, server: HomeServer, now: float) -> list[str]:
+    def unanswered(self, server: HomeServer, now: float) -> list[StateChange]:
         """Every transmission of a request went unanswered: the server is dead."""
         health = self._get(server)
         health.outstanding -= 1
@@ -149,7 +165,7 @@ class Pools:
             if health.probed
             else f"tried after the live servers for {server.revive_interval:g} s"
         )
-        return [f"home server {server.name} marked dead ({then}); {health.summary()}"]
+        return [self._change(health, "dead", then)]
 
     def abandoned(self, server: HomeServer) -> None:
         """The request ended otherwise (cancelled, unreachable socket)."""
@@ -171,7 +187,7 @@ class Pools:
                 due.append(health.server)
         return due
 
-    def probe_result(self, server: HomeServer, answered: bool, now: float) -> list[str]:
+    def probe_result(self, server: HomeServer, answered: bool, now: float) -> list[StateChange]:
         health = self._get(server)
         health.probing = False
         health.next_probe = now + server.check_interval
@@ -194,11 +210,17 @@ class Pools:
         ]
         return min(times) if times else None
 
-    def _revive(self, health: ServerHealth, why: str) -> list[str]:
+    def _revive(self, health: ServerHealth, why: str) -> list[StateChange]:
         health.dead_since = None
         health.answers_in_a_row = 0
         health.counters["revived"] += 1
-        return [f"home server {health.server.name} alive again ({why}); {health.summary()}"]
+        return [self._change(health, "alive", why)]
+
+    @staticmethod
+    def _change(health: ServerHealth, state: str, why: str) -> StateChange:
+        return StateChange(
+            health.server.name, state, why, dict(health.counters), health.summary()
+        )
 
     def summaries(self) -> list[str]:
         return [health.summary() for health in self.health.values()]

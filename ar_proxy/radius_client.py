@@ -32,7 +32,8 @@ from hkp_radius.wire import radius_attrs
 
 from .clock import Clock, MonotonicClock
 from .config import HomeServer, Realm
-from .pools import Pools, PoolType
+from .logs import emit
+from .pools import Pools, PoolType, StateChange
 
 log = logging.getLogger("hkp-ar.radius")
 
@@ -185,8 +186,11 @@ class RadiusClient:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        for line in self.pools.summaries():  # the per-server counters, at shutdown
-            log.info("%s", line)
+        for health in self.pools.health.values():  # the per-server counters, at shutdown
+            emit(
+                logging.INFO, "home_server_counters", home_server=health.server.name,
+                state="alive" if health.dead_since is None else "dead", **health.counters,
+            )  # fmt: skip
         for lanes in self._lanes.values():
             for lane in lanes:
                 if lane.transport is not None:
@@ -200,12 +204,15 @@ class RadiusClient:
             realm.name, PoolType(realm.type), realm.servers, nai, self.clock.now()
         )
 
-    def _log_pool(self, lines: list[str]) -> None:
+    def _log_pool(self, changes: list[StateChange]) -> None:
         # INFO: the WARNING for a silent server is _diagnose_silence's, saying what to
         # check; these lines carry the pool's view (state and per-server counters).
-        for line in lines:
-            log.info("%s", line)
-        if lines:
+        for change in changes:
+            emit(
+                logging.INFO, "home_server_state", home_server=change.server,
+                state=change.state, why=change.why, message=change.text, **change.counters,
+            )  # fmt: skip
+        if changes:
             self._rearm()
 
     async def _run(self, flight: _Flight) -> None:

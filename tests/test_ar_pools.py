@@ -63,7 +63,8 @@ def test_keyed_balance_sends_one_nai_to_one_server_and_moves_only_the_dead_ones(
 def test_a_dead_server_is_probed_and_gets_nothing_until_enough_answers() -> None:
     pools = Pools((A, B))
     pools.started(A)
-    [line] = pools.unanswered(A, 100.0)
+    [change] = pools.unanswered(A, 100.0)
+    line = change.text
     assert "home server a marked dead" in line and "unanswered=1" in line
     assert pools.next_timer() == 105.0
     assert pools.probes_due(104.9) == []
@@ -79,7 +80,9 @@ def test_a_dead_server_is_probed_and_gets_nothing_until_enough_answers() -> None
     assert pools.probe_result(A, True, 112.5) == []  # one answer of the two needed
     assert pools.order("p", PoolType.FAIL_OVER, (A, B), b"x", 113.0) == [B]
     assert pools.probes_due(117.5) == [A]
-    [line] = pools.probe_result(A, True, 118.0)
+    [change] = pools.probe_result(A, True, 118.0)
+    line = change.text
+    assert change.state == "alive" and change.counters["revived"] == 1
     assert "home server a alive again (2 Status-Server answer(s))" in line
     assert "probes=3 probe_answers=2 revived=1" in line
     assert pools.order("p", PoolType.FAIL_OVER, (A, B), b"x", 118.0) == [A, B]
@@ -102,8 +105,8 @@ def test_without_status_checks_a_dead_server_is_tried_last_until_revive_interval
     assert pools.probes_due(100.0) == [] and pools.next_timer() is None
     assert pools.order("p", PoolType.FAIL_OVER, (a, b), b"x", 30.0) == [a, b]
     pools.started(a)
-    [line] = pools.answered(a, 31.0)
-    assert "alive again (it answered a request)" in line
+    [change] = pools.answered(a, 31.0)
+    assert "alive again (it answered a request)" in change.text
 
 
 CONFIG = """
