@@ -218,9 +218,7 @@ class Pools:
 
     @staticmethod
     def _change(health: ServerHealth, state: str, why: str) -> StateChange:
-        return StateChange(
-            health.server.name, state, why, dict(health.counters), health.summary()
-        )
+        return StateChange(health.server.name, state, why, dict(health.counters), health.summary())
 
     def summaries(self) -> list[str]:
         return [health.summary() for health in self.health.values()]

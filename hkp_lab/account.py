@@ -99,6 +99,16 @@ class LogCursor:
         return data[:cut].decode("utf-8", "replace").splitlines()
 
 
+class LogCursors:
+    """New lines of several logs (the HKS servers of a pool) since the last call."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.cursors = [LogCursor(path) for path in paths]
+
+    def new_lines(self) -> list[str]:
+        return [line for cursor in self.cursors for line in cursor.new_lines()]
+
+
 def _matches(expect: str, result: ExchangeResult) -> bool:
     final = result.final
     if expect == "prohibited":
@@ -172,7 +182,7 @@ class Runner:
         node.clock_offset = scenario.clock_offset
         identity = self.identities[scenario.who]
         ar_id = ipaddress.IPv6Address(self.lab.ar_id).packed
-        ar_log, hks_log = LogCursor(self.lab.ar_log), LogCursor(self.lab.hks_log)
+        ar_log, hks_log = LogCursor(self.lab.ar_log), LogCursors(self.lab.hks_logs)
         self.out(f"\n[{number}] {scenario.title}")
 
         def show(event: Event) -> None:
@@ -206,7 +216,7 @@ class Runner:
         return ok, result
 
     def _hops(
-        self, nai: str, ar_log: LogCursor, hks_log: LogCursor, last_message_id: int | None
+        self, nai: str, ar_log: LogCursor, hks_log: LogCursors, last_message_id: int | None
     ) -> None:
         """Print what the HKS and the AR logged for this MN; wait (bounded) for the AR's
         line about the exchange's last HKReq, so that the account is complete."""

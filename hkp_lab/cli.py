@@ -5,6 +5,8 @@
     hkp-lab up         # start and leave running; print the endpoints as JSON
     hkp-lab down       # stop what `up` started
     hkp-lab --netns    # (root) MN and AR in their own network namespaces, raw IPv6
+    hkp-lab up --hks 2 --store postgresql   # two HKS sharing PostgreSQL, pooled at the AR;
+                       # `run` with them adds the failover scenario (one HKS killed mid-run)
 
 State lives in --dir, else $HKP_LAB_DIR, else /var/lib/hkp-lab (root) or a per-user
 directory. `run` works in a fresh directory under /tmp and removes it afterwards.
@@ -67,7 +69,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     directory = Path(args.dir).resolve() if args.dir else Path(
         tempfile.mkdtemp(prefix="hkp-lab-run-", dir="/tmp")
     )  # fmt: skip
-    lab = Lab(directory, use_netns=args.netns)
+    try:
+        lab = Lab(directory, use_netns=args.netns, hks_count=args.hks, store=args.store)
+    except LabError as exc:
+        print(f"hkp-lab: {exc}", file=sys.stderr)
+        return EXIT_SETUP
     began = time.monotonic()
     print("hkp-lab: starting a private FreeRADIUS with the HKS module and an AR ...", flush=True)
     try:
@@ -77,7 +83,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"hkp-lab: cannot start the lab: {exc}", file=sys.stderr)
             return EXIT_SETUP
         assert lab.hks is not None
-        print(f"  HKS: FreeRADIUS {lab.hks.address} port {lab.hks.port} (RADIUS, {lab.hks_log})")
+        for server in lab.hks_servers:
+            print(f"  HKS: FreeRADIUS {server.address} port {server.port} (RADIUS, "
+                  f"{server.log_path})")  # fmt: skip
+        if lab.postgres is not None:
+            print(f"  replay state: PostgreSQL {lab.postgres.conninfo()}")
         if lab.topology is not None:
             t = lab.topology
             print(f"  AR:  hkp-ar in netns {t.ar_ns}, raw IPv6 at {t.ar_address} (AR-ID)")
@@ -87,6 +97,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"  MNs: {', '.join(i.nai for i in lab.identities)} (HMKs of 64 random octets)")
         try:
             ok = Runner(lab, lambda line: print(line, flush=True)).run()
+            if len(lab.hks_servers) > 1:
+                from .failover import run_failover
+
+                ok = run_failover(lab, lambda line: print(line, flush=True)) and ok
         except (LabError, NetnsError, OSError) as exc:  # e.g. a socket the MN could not open
             print(f"hkp-lab: the exchanges stopped: {exc}", file=sys.stderr)
             ok = False
@@ -160,8 +174,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"hkp-lab: a lab is already up in {directory}: `hkp-lab down` first",
               file=sys.stderr)  # fmt: skip
         return EXIT_SETUP
-    lab = Lab(directory, use_netns=args.netns)
     try:
+        lab = Lab(directory, use_netns=args.netns, hks_count=args.hks, store=args.store)
         lab.start(detach=True)
     except (LabError, OSError, RuntimeError) as exc:
         print(f"hkp-lab: cannot start the lab: {exc}", file=sys.stderr)
@@ -182,13 +196,30 @@ def cmd_down(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 16:
+        raise argparse.ArgumentTypeError(f"{text!r}: 1 to 16 HKS servers")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hkp-lab", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", nargs="?", default="run", choices=("run", "up", "down"))
     parser.add_argument("scenario", nargs="?", help="run: a scenario file (or `handover`)")
     parser.add_argument("--netns", action="store_true", help="raw IPv6 in namespaces (root)")
     parser.add_argument("--dir", help="state directory")
+    parser.add_argument("--hks", type=_positive, default=1, help="HKS servers (FreeRADIUS)")
+    parser.add_argument(
+        "--store", choices=("sqlite", "postgresql"), default="sqlite",
+        help="replay state: sqlite (one HKS) or postgresql (shared; needed for --hks > 1)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.scenario is not None and (args.hks != 1 or args.store != "sqlite"):
+        parser.error("a scenario file runs with one HKS: no --hks or --store")
     if args.scenario is not None and args.command != "run":
         parser.error("only `run` takes a scenario file")
     try:

@@ -19,8 +19,10 @@ from typing import Any
 from hkp_support.freeradius import FreeRadiusInstance, free_udp_port, terminate
 from hkp_support.labstate import endpoints_path, processes_path
 from hkp_support.paths import RADDB_SOURCE
+from hkp_support.postgresql import PostgresCluster
 
 from . import netns
+from .pool import STORES, home_server_lines, postmaster_pid
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LAB_REALM = "lab.example"
@@ -89,9 +91,27 @@ def child_env() -> dict[str, str]:
 class Lab:
     """Start with `start()`, describe with `endpoints()`, stop with `stop()`."""
 
-    def __init__(self, directory: Path, *, use_netns: bool = False) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        use_netns: bool = False,
+        hks_count: int = 1,
+        store: str = "sqlite",
+    ) -> None:
+        if store not in STORES:
+            raise LabError(f"--store {store}: use {' or '.join(STORES)}")
+        if hks_count < 1:
+            raise LabError("--hks: at least 1")
+        if hks_count > 1 and store != "postgresql":
+            # Each HKS with its own SQLite file would accept a replay another accepted.
+            raise LabError("--hks N > 1 needs --store postgresql (one shared replay state)")
         self.directory = directory
         self.use_netns = use_netns
+        self.hks_count = hks_count
+        self.store = store
+        self.hks_servers: list[FreeRadiusInstance] = []
+        self.postgres: PostgresCluster | None = None
         self.identities = make_identities()
         self.load_identities = make_load_identities()
         self.secret = secrets.token_hex(16)
@@ -118,6 +138,10 @@ class Lab:
         assert self.hks is not None
         return self.hks.log_path
 
+    @property
+    def hks_logs(self) -> list[Path]:
+        return [server.log_path for server in self.hks_servers]
+
     def start(self, detach: bool = False) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         os.chmod(self.directory, 0o755)  # noqa: S103 - user freerad must reach the HKS's dir
@@ -140,18 +164,30 @@ class Lab:
         return "127.0.0.1"
 
     def _start_hks(self) -> None:
-        self.hks = FreeRadiusInstance(
-            self.directory / "hks",
-            secret=self.secret.encode(),
-            users={i.nai: i.hmk for i in (*self.identities, *self.load_identities)},
-            prohibited_users=[PROHIBITED],
-            address=self.hks_address,
-            require_timestamp=None,  # the shipped default (yes), as in production
-        )
-        try:
-            self.hks.start()
-        except RuntimeError as exc:
-            raise LabError(f"the HKS (FreeRADIUS) did not start: {exc}") from None
+        replay: str | None = None
+        if self.store == "postgresql":
+            self.postgres = PostgresCluster(self.directory / "postgresql")
+            try:
+                self.postgres.start()
+            except (RuntimeError, OSError) as exc:
+                raise LabError(f"PostgreSQL did not start: {exc}") from None
+            replay = self.postgres.conninfo()
+        for index in range(1, self.hks_count + 1):
+            server = FreeRadiusInstance(
+                self.directory / ("hks" if index == 1 else f"hks{index}"),
+                secret=self.secret.encode(),
+                users={i.nai: i.hmk for i in (*self.identities, *self.load_identities)},
+                prohibited_users=[PROHIBITED],
+                address=self.hks_address,
+                require_timestamp=None,  # the shipped default (yes), as in production
+                replay_postgresql=replay,
+            )
+            self.hks_servers.append(server)
+            self.hks = self.hks_servers[0]
+            try:
+                server.start()
+            except RuntimeError as exc:
+                raise LabError(f"the HKS (FreeRADIUS) did not start: {exc}") from None
 
     def _ar_config(self) -> str:
         assert self.hks is not None
@@ -175,15 +211,9 @@ class Lab:
             "level = info",
             "[control]",
             f"socket = {self.ar_control}",
-            "[home_server lab-hks]",
-            f"ipaddr = {self.topology.hks_address if self.topology else self.hks.address}",
-            f"port = {self.hks.port}",
-            f"secret = {self.secret}",
-            "response_window = 1.0",
-            "retries = 2",
-            "[realm DEFAULT]",
-            "home_servers = lab-hks",
         ]
+        host = self.topology.hks_address if self.topology else self.hks.address
+        lines += home_server_lines(host, [s.port for s in self.hks_servers], self.secret)
         if raw and self.topology is not None:
             lines.insert(lines.index("[udp]"), f"netns = {self.topology.ar_ns}")
         return "\n".join(lines) + "\n"
@@ -255,8 +285,23 @@ class Lab:
             "load_identities": [{"nai": i.nai, "hmk": i.hmk.hex()} for i in self.load_identities],
             "state_dir": str(self.directory),
             "logs": {"ar": str(self.ar_log), "hks": str(self.hks.log_path)},
+            "hks_servers": [
+                {
+                    "name": name,
+                    "port": server.port,
+                    "log": str(server.log_path),
+                    "pid": server.process.pid if server.process else None,
+                }
+                for name, server in zip(self.hks_names, self.hks_servers, strict=True)
+            ],
+            "store": self.store,
             "ar_control": str(self.ar_control),
         }
+
+    @property
+    def hks_names(self) -> list[str]:
+        """The AR's [home_server] names, in the order of hks_servers."""
+        return ["lab-hks" if i == 1 else f"lab-hks{i}" for i in range(1, self.hks_count + 1)]
 
     def write_endpoints(self) -> Path:
         path = endpoints_path(self.directory)
@@ -267,10 +312,13 @@ class Lab:
 
     def _save_processes(self) -> None:
         processes = []
-        if self.hks is not None and self.hks.process is not None:
-            processes.append({"name": "freeradius", "pid": self.hks.process.pid})
-        if self.ar_process is not None:
+        if self.ar_process is not None:  # first: it holds no state the others need
             processes.append({"name": "hkp-ar", "pid": self.ar_process.pid})
+        for server in self.hks_servers:
+            if server.process is not None:
+                processes.append({"name": "freeradius", "pid": server.process.pid})
+        if self.postgres is not None and (pid := postmaster_pid(self.postgres)) is not None:
+            processes.append({"name": "postgres", "pid": pid})  # last: the HKS use it
         document = {
             "processes": processes,
             "netns": self.topology.names() if self.topology else [],
@@ -287,8 +335,10 @@ class Lab:
                 terminate(process, STOP_TIMEOUT)
         finally:
             try:
-                if self.hks is not None:
-                    self.hks.stop()
+                for server in self.hks_servers:
+                    server.stop()
+                if self.postgres is not None:
+                    self.postgres.stop()
             finally:
                 if topology is not None:
                     netns.destroy(topology.names())
