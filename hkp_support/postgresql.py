@@ -173,6 +173,26 @@ class PostgresCluster:
             "psql",
         )  # fmt: skip
 
+    def cpu_seconds(self) -> float:
+        """utime + stime of the server and its live backends (benchmarks; /proc)."""
+        try:
+            postmaster = int((self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return 0.0
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            # fields[0] is the state: ppid is fields[1], utime and stime fields[11:13]
+            if int(entry) == postmaster or int(fields[1]) == postmaster:
+                total += (int(fields[11]) + int(fields[12])) / ticks
+        return total
+
     def destroy(self) -> None:
         self.stop("immediate")
         shutil.rmtree(self.work_dir, ignore_errors=True)
