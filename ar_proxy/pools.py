@@ -132,6 +132,14 @@ class Pools:
         dead.sort(key=lambda s: self._get(s).dead_until)
         return live + dead
 
+    def may_use(self, server: HomeServer, servers: Sequence[HomeServer], now: float) -> bool:
+        """Whether a request whose order was made earlier may still go to `server`: not
+        if it has been marked dead meanwhile, is probed, and another server lives."""
+        health = self._get(server)
+        if health.alive(now) or not health.probed:
+            return True
+        return not any(self._get(s).alive(now) for s in servers if s is not server)
+
     # ---- what happened to a request -----------------------------------------------------
 
     def started(self, server: HomeServer) -> None:

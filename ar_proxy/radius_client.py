@@ -218,6 +218,8 @@ class RadiusClient:
     async def _run(self, flight: _Flight) -> None:
         try:
             for server in self._order(flight.realm, flight.request.nai):
+                if not self.pools.may_use(server, flight.realm.servers, self.clock.now()):
+                    continue  # marked dead since this request's order was made
                 started = self.clock.now()
                 self.pools.started(server)
                 try:

@@ -88,6 +88,19 @@ def test_a_dead_server_is_probed_and_gets_nothing_until_enough_answers() -> None
     assert pools.order("p", PoolType.FAIL_OVER, (A, B), b"x", 118.0) == [A, B]
 
 
+def test_an_order_made_before_a_death_skips_the_dead_server() -> None:
+    pools = Pools((A, B))
+    order = pools.order("p", PoolType.FAIL_OVER, (B, A), b"x", 0.0)
+    assert order == [B, A]
+    pools.started(A)
+    pools.unanswered(A, 1.0)  # another request found A dead meanwhile
+    assert pools.may_use(B, (B, A), 2.0)
+    assert not pools.may_use(A, (B, A), 2.0)  # B lives: A waits for its probes
+    pools.started(B)
+    pools.unanswered(B, 3.0)
+    assert pools.may_use(A, (B, A), 4.0)  # all dead: every server may be tried
+
+
 def test_all_dead_still_tries_every_server() -> None:
     pools = Pools((A, B))
     for s, now in ((A, 1.0), (B, 2.0)):
