@@ -52,6 +52,7 @@ from hkp_radius.ar.role import AccessRouter
 from hkp_radius.errors import ConfigError
 from hkp_radius.wire.fmip import MH_TYPE_FBU, fmip_type
 
+from .admission import AdmissionFront
 from .config import DaemonConfig, load_config
 from .control import COMMANDS, ControlError, ControlServer, format_keys, format_status, query
 from .keystore import SqliteKeyStore
@@ -97,7 +98,8 @@ class ARDaemon:
         self, config: DaemonConfig, random_bytes: Callable[[int], bytes] = os.urandom
     ) -> None:
         self.config = config
-        self.role = AccessRouter(config.role, random_bytes)
+        self.front = AdmissionFront(config)  # issue 15: admission control, bounded logs
+        self.role = AccessRouter(config.role, random_bytes, self.front.admission)
         # P11: FBUs are checked against the role's own key table.
         self.fbu = FastBindingVerifier(self.role.keys)
         self.keystore = SqliteKeyStore(config.key_store, self._committed_elsewhere)
@@ -167,6 +169,7 @@ class ARDaemon:
         if cfg.metrics_enabled:
             self.metrics_bound = self.metrics.serve(cfg.metrics_listen, cfg.metrics_port)
         self._rearm()
+        self.front.start(loop)
         emit(
             logging.INFO,
             "ready",
@@ -193,6 +196,7 @@ class ARDaemon:
             self._timer.cancel()
             self._timer = None
         self._loop = None  # nothing re-arms the timer from here on
+        self.front.stop()
         if self.udp is not None and self.udp.transport is not None:
             self.udp.transport.close()
         if self.raw is not None:
@@ -228,6 +232,8 @@ class ARDaemon:
             "exchanges": dict(self.metrics.exchanges),
             "discarded": dict(self.metrics.discarded),
             "radius": radius,
+            "admission": self.front.counters(),
+            "max_keys_per_nai": self.config.role.max_keys_per_nai,
         }
 
     def keys(self) -> list[dict[str, object]]:
@@ -261,6 +267,9 @@ class ARDaemon:
         self._apply(actions)
 
     def _datagram(self, data: bytes, peer: Hashable, ar_address: bytes) -> None:
+        if not self.front.admit(data, peer):  # first and cheap: before decoding
+            self.discarded += 1
+            return
         if fmip_type(data) == MH_TYPE_FBU and isinstance(peer, (RawPeer, UdpPeer)):
             self._fast_binding_update(data, peer, ar_address)
             return
@@ -395,6 +404,8 @@ class ARDaemon:
 
     def _log_exchange(self, done: ExchangeDone) -> None:
         self.metrics.exchange(done.outcome.value, done.duration)
+        if not self.front.log_line_for(done.outcome):
+            return
         emit(
             logging.INFO,
             "exchange",
