@@ -15,31 +15,25 @@ import logging
 import socket
 import time
 from collections import Counter
-from collections.abc import Hashable
 
 from hkp_radius.ar.admission import IPV4_MAPPED_PREFIX, Admission
 from hkp_radius.ar.events import Outcome
 
 from .config import DaemonConfig
 from .logs import emit, log
-from .transports import RawPeer, UdpPeer
 
 # Outcomes that keep a log line each (a key was issued or verified: an operator wants
 # every one); the others, which junk can cause, are bounded.
 KEYED_OUTCOMES = frozenset({Outcome.ISSUED, Outcome.VERIFIED})
 DEFAULT_SUMMARY_INTERVAL = 10.0  # with admission control off
+HOST_CACHE = 65536  # source texts remembered as octets; cleared when full
 
 
-def source_of(peer: Hashable) -> bytes:
-    """The sender's address as 16 octets (IPv4 as ::ffff:a.b.c.d), without ipaddress."""
-    if isinstance(peer, RawPeer):
-        return peer.source
-    if not isinstance(peer, UdpPeer):
-        raise ValueError("not a peer of ours")
-    host = str(peer.sockaddr[0])
-    if len(peer.sockaddr) == 2:  # an AF_INET socket
-        return IPV4_MAPPED_PREFIX + socket.inet_pton(socket.AF_INET, host)
-    return socket.inet_pton(socket.AF_INET6, host.partition("%")[0])
+def source_bytes(host: str) -> bytes:
+    """A socket address's host as 16 octets (IPv4 as ::ffff:a.b.c.d), without ipaddress."""
+    if ":" in host:
+        return socket.inet_pton(socket.AF_INET6, host.partition("%")[0])
+    return IPV4_MAPPED_PREFIX + socket.inet_pton(socket.AF_INET, host)
 
 
 class AdmissionFront:
@@ -56,6 +50,7 @@ class AdmissionFront:
             else config.admission.summary_interval
         )
         self.refused = 0
+        self._hosts: dict[str, bytes] = {}
         self._lines_left = config.exchange_lines
         self._unlogged: Counter[str] = Counter()
         self._timer: asyncio.TimerHandle | None = None
@@ -66,14 +61,30 @@ class AdmissionFront:
         realm = self.config.realm_for(nai)
         return "" if realm is None else " ".join(server.name for server in realm.servers)
 
-    def admit(self, data: bytes, peer: Hashable) -> bool:
-        """The per-source limit, first thing for every datagram."""
+    def gate(self, host: str, data: memoryview) -> bool:
+        """The UDP transport's gate: the per-source limit, before anything is copied or
+        decoded. Hosts are converted once and remembered (a bounded cache)."""
+        admission = self.admission
+        if admission is None:
+            return True
+        source = self._hosts.get(host)
+        if source is None:
+            try:
+                source = source_bytes(host)
+            except (OSError, ValueError):
+                return True  # not an IP address: nothing to count it under
+            if len(self._hosts) >= HOST_CACHE:
+                self._hosts.clear()
+            self._hosts[host] = source
+        if admission.admit_datagram(source, data, time.monotonic()) is None:
+            return True
+        self.refused += 1
+        return False
+
+    def admit_raw(self, source: bytes, data: bytes) -> bool:
+        """The same limit for a raw IPv6 packet (its source as 16 octets)."""
         if self.admission is None:
             return True
-        try:
-            source = source_of(peer)
-        except (OSError, ValueError):
-            return True  # not an MN's socket address: nothing to count it under
         if self.admission.admit_datagram(source, data, time.monotonic()) is None:
             return True
         self.refused += 1

@@ -42,11 +42,14 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 # Exchange lines without a key per [admission] summary_interval; the rest are counted
 # in one summary line (every issued or verified key keeps its line).
 DEFAULT_EXCHANGE_LINES = 20
+# UDP receive queues, one per group of source /64s (ar_proxy.steering): a flood from one
+# /64 shares its queue with 1/16 of the other /64s' MNs. 1: one socket, no steering.
+DEFAULT_UDP_QUEUES = 16
 
 KNOWN = {
     "ar": {"address", "nas_identifier", "nas_ip_address", "nas_ipv6_address", "netns",
            "key_store", "dictionary"},
-    "udp": {"enabled", "listen", "port"},
+    "udp": {"enabled", "listen", "port", "queues"},
     "raw": {"enabled", "listen"},
     "policy": {"require_timestamp", "accept_null_coa", "default_lifetime", "max_lifetime",
                "response_cache_time", "retrans_rate", "trans_rate", "timestamp_window",
@@ -121,6 +124,7 @@ class DaemonConfig:
     metrics_port: int = DEFAULT_METRICS_PORT
     # Issue 15 ([admission]): None when enabled = no; see docs/ar.md.
     admission: AdmissionConfig | None = field(default_factory=AdmissionConfig)
+    udp_queues: int = DEFAULT_UDP_QUEUES  # receive queues steered by source (steering.py)
     exchange_lines: int = DEFAULT_EXCHANGE_LINES
 
     @property
@@ -359,6 +363,7 @@ def parse_config(parser: configparser.RawConfigParser, source: str) -> DaemonCon
         udp_enabled=udp_enabled,
         udp_listen=udp.ip("listen", "::") or "::",
         udp_port=udp.integer("port", DEFAULT_UDP_PORT, 0, 65535),
+        udp_queues=udp.integer("queues", DEFAULT_UDP_QUEUES, 1, 64),
         raw_enabled=raw_enabled,
         raw_listen=raw.ip("listen", "::", 6) or "::",
         coa_mode=mode,

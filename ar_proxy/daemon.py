@@ -141,7 +141,9 @@ class ARDaemon:
         )
         with network_namespace(cfg.netns):
             udp_sock = (
-                UdpTransport.open_socket(cfg.udp_listen, cfg.udp_port) if cfg.udp_enabled else None
+                UdpTransport.open_sockets(cfg.udp_listen, cfg.udp_port, cfg.udp_queues)
+                if cfg.udp_enabled
+                else None
             )
             raw_sock = RawTransport.open_socket(cfg.raw_listen) if cfg.raw_enabled else None
             if cfg.coa_mode == "neighbour":
@@ -154,10 +156,8 @@ class ARDaemon:
         self.monitor = NeighbourMonitor(self._neighbour_gone, monitor_sock)
         self.monitor.start(loop)
         if udp_sock is not None:
-            udp = UdpTransport(self._datagram, cfg.ar_address)
-            transport, _ = await loop.create_datagram_endpoint(lambda: udp, sock=udp_sock)
-            udp.transport = transport
-            self.udp = udp
+            self.udp = UdpTransport(self._datagram, cfg.ar_address, udp_sock, self.front.gate)
+            self.udp.start(loop)
         if raw_sock is not None:
             self.raw = RawTransport(self._datagram, raw_sock)
             self.raw.start(loop)
@@ -197,8 +197,8 @@ class ARDaemon:
             self._timer = None
         self._loop = None  # nothing re-arms the timer from here on
         self.front.stop()
-        if self.udp is not None and self.udp.transport is not None:
-            self.udp.transport.close()
+        if self.udp is not None:
+            self.udp.close()
         if self.raw is not None:
             self.raw.close()
         if self.monitor is not None:
@@ -267,8 +267,8 @@ class ARDaemon:
         self._apply(actions)
 
     def _datagram(self, data: bytes, peer: Hashable, ar_address: bytes) -> None:
-        if not self.front.admit(data, peer):  # first and cheap: before decoding
-            self.discarded += 1
+        if isinstance(peer, RawPeer) and not self.front.admit_raw(peer.source, data):
+            self.discarded += 1  # UDP datagrams passed the same gate in the transport
             return
         if fmip_type(data) == MH_TYPE_FBU and isinstance(peer, (RawPeer, UdpPeer)):
             self._fast_binding_update(data, peer, ar_address)

@@ -96,7 +96,9 @@ def source_key(source: bytes) -> bytes:
     return source[:PREFIX_OCTETS]
 
 
-def peek_nai(wire: bytes, code_points: CodePoints = DEFAULT_CODE_POINTS) -> bytes | None:
+def peek_nai(
+    wire: bytes | memoryview, code_points: CodePoints = DEFAULT_CODE_POINTS
+) -> bytes | None:
     """The NAI of an HKReq's first MN-ID option, by a scan of the option TLVs (no decode,
     no objects); None for anything that does not look right. Never raises."""
     end = min(len(wire), (wire[1] + 1) * 8) if len(wire) > 1 else 0
@@ -131,13 +133,18 @@ class _Buckets:
         return len(self._buckets)
 
     def take(self, key: Hashable, now: float) -> bool:
+        """One token from `key`'s bucket, if it has one (the hot path of a flood: plain
+        arithmetic, no calls)."""
         bucket = self._buckets.get(key)
         if bucket is None:
             if len(self._buckets) >= self.limit:
                 self._make_room(now)
             self._buckets[key] = [self.burst - 1.0, now]
             return True
-        tokens = min(self.burst, bucket[0] + max(0.0, now - bucket[1]) * self.rate)
+        elapsed = now - bucket[1]
+        tokens = bucket[0] + elapsed * self.rate if elapsed > 0 else bucket[0]
+        if tokens > self.burst:
+            tokens = self.burst
         bucket[1] = now
         if tokens < 1.0:
             bucket[0] = tokens
@@ -184,21 +191,44 @@ class Admission:
         self._in_flight: dict[int, Hashable] = {}  # ref -> group
         self.in_flight: Counter[Hashable] = Counter()  # group -> Access-Requests out
         self.peak_in_flight: Counter[Hashable] = Counter()
-        self.dropped: Counter[Drop] = Counter()  # since start
-        self._pending: Counter[Drop] = Counter()  # since the last summary
+        # Drops by reason, since start and since the last summary. Source-rate drops (the
+        # bulk of a flood) are plain integers: hashing an Enum costs more than the rest.
+        self._dropped: Counter[Drop] = Counter()
+        self._pending: Counter[Drop] = Counter()
+        self._source_dropped = 0
+        self._source_pending = 0
         self._since: float | None = None
         self._last_summary: float | None = None
 
     # ---- the four limits ------------------------------------------------------------
 
-    def admit_datagram(self, source: bytes, wire: bytes, now: float) -> Drop | None:
+    def admit_datagram(self, source: bytes, wire: bytes | memoryview, now: float) -> Drop | None:
         """Before decoding: None to go on, or why the datagram is dropped."""
-        if self._sources.take(source_key(source), now):
-            return None
-        nai = peek_nai(wire, self._code_points)
-        if nai is not None and self.is_known(nai, now):
-            return None  # under pressure, known NAIs first (the NAI bucket still applies)
-        return self._drop(Drop.SOURCE_RATE, now)
+        key = source if source[:12] == IPV4_MAPPED_PREFIX else source[:PREFIX_OCTETS]
+        sources = self._sources
+        bucket = sources._buckets.get(key)  # _Buckets.take inlined: the flood's hot path
+        if bucket is None:
+            if sources.take(key, now):
+                return None
+        else:
+            elapsed = now - bucket[1]
+            tokens = bucket[0] + elapsed * sources.rate if elapsed > 0 else bucket[0]
+            if tokens > sources.burst:
+                tokens = sources.burst
+            bucket[1] = now
+            if tokens >= 1.0:
+                bucket[0] = tokens - 1.0
+                return None
+            bucket[0] = tokens
+        if self._known:
+            nai = peek_nai(wire, self._code_points)
+            if nai is not None and self.is_known(nai, now):
+                return None  # under pressure, known NAIs first (their bucket still applies)
+        self._source_dropped += 1
+        self._source_pending += 1
+        if self._since is None:
+            self._since = now
+        return Drop.SOURCE_RATE
 
     def admit_nai(self, nai: bytes, now: float) -> Drop | None:
         """A new request of `nai` (not a copy of one held)."""
@@ -251,8 +281,16 @@ class Admission:
 
     # ---- counting and summaries ------------------------------------------------------
 
+    @property
+    def dropped(self) -> Counter[Drop]:
+        """Drops by reason since start."""
+        found = Counter(self._dropped)
+        if self._source_dropped:
+            found[Drop.SOURCE_RATE] = self._source_dropped
+        return found
+
     def _drop(self, reason: Drop, now: float) -> Drop:
-        self.dropped[reason] += 1
+        self._dropped[reason] += 1
         self._pending[reason] += 1
         if self._since is None:
             self._since = now
@@ -262,6 +300,9 @@ class Admission:
         """Drops since the last summary, by reason, if any and at most once per interval
         (`force`: whatever the time, at shutdown). The first one after a quiet interval
         comes at once, so a lone drop shows up at the next call."""
+        if self._source_pending:
+            self._pending[Drop.SOURCE_RATE] += self._source_pending
+            self._source_pending = 0
         if not self._pending:
             return None
         last = self._last_summary
