@@ -38,7 +38,7 @@ PKTINFO = struct.Struct("=16sI")  # struct in6_pktinfo
 READ_BATCH = 256
 # Seconds a UDP queue whose whole batch admission refused is left unread (a flood: the
 # kernel drops the rest of it); short enough that an MN sharing that queue loses little.
-READ_PAUSE = 0.005
+READ_PAUSE = 0.1
 # Socket receive buffer: a burst of datagrams (a flood, or many MNs at once) queues here
 # while the loop works; Linux's default of ~200 KiB holds only a few hundred.
 RECEIVE_BUFFER = 4 << 20

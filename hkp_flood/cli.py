@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import os
 import sys
 import time
 
@@ -50,6 +51,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pool", type=int, default=DEFAULT_POOL, help="distinct datagrams")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--coa", default="2001:db8:dead::1", help="the junk's Key CoA")
+    p.add_argument(
+        "--nice", type=int, default=0,
+        help="lower this process's CPU priority by N (0-19): on loopback the flood's own "
+        "sending would otherwise take the CPU a remote attacker's never takes",
+    )  # fmt: skip
     return p
 
 
@@ -74,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     except (FloodRefused, NamespaceError, ValueError) as exc:
         print(f"hkp-flood: {exc}", file=sys.stderr)
         return EXIT_REFUSED
+    if args.nice:
+        os.nice(max(0, min(19, args.nice)))
     print(json.dumps({"event": "started", "sources": max(1, len(sources))}), flush=True)
     try:
         figures = send_flood(sockets, pool, rate, args.duration)
