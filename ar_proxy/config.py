@@ -12,6 +12,7 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 
+from hkp_radius.ar.admission import AdmissionConfig
 from hkp_radius.ar.config import ARConfig, NullCoA
 from hkp_radius.constants import CODE_POINT_SETTINGS, HK_MAX_LIFETIME, CodePoints
 from hkp_radius.errors import ConfigError
@@ -41,15 +42,24 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 # [realm] type (FreeRADIUS's home_server_pool types; docs/ar.md "Pools").
 POOL_TYPES = ("fail-over", "load-balance", "keyed-balance")
 STATUS_CHECKS = ("none", "status-server")
+# Exchange lines without a key per [admission] summary_interval; the rest are counted
+# in one summary line (every issued or verified key keeps its line).
+DEFAULT_EXCHANGE_LINES = 20
+# UDP receive queues, one per group of source /64s (ar_proxy.steering): a flood from one
+# /64 shares its queue with 1/16 of the other /64s' MNs. 1: one socket, no steering.
+DEFAULT_UDP_QUEUES = 16
 
 KNOWN = {
     "ar": {"address", "nas_identifier", "nas_ip_address", "nas_ipv6_address", "netns",
            "key_store", "dictionary"},
-    "udp": {"enabled", "listen", "port"},
+    "udp": {"enabled", "listen", "port", "queues"},
     "raw": {"enabled", "listen"},
     "policy": {"require_timestamp", "accept_null_coa", "default_lifetime", "max_lifetime",
                "response_cache_time", "retrans_rate", "trans_rate", "timestamp_window",
-               "max_records", "hks_deadline"},
+               "max_records", "hks_deadline", "max_keys_per_nai"},
+    "admission": {"enabled", "source_rate", "source_burst", "nai_rate", "nai_burst",
+                  "max_in_flight", "reserved_for_known", "known_time", "max_tracked",
+                  "summary_interval", "exchange_lines"},
     "coa_validation": {"mode", "static_table", "neighbour_states", "check_timeout",
                        "match_source"},
     "log": {"level", "file"},
@@ -123,6 +133,10 @@ class DaemonConfig:
     metrics_enabled: bool = False
     metrics_listen: str = "127.0.0.1"
     metrics_port: int = DEFAULT_METRICS_PORT
+    # Issue 15 ([admission]): None when enabled = no; see docs/ar.md.
+    admission: AdmissionConfig | None = field(default_factory=AdmissionConfig)
+    udp_queues: int = DEFAULT_UDP_QUEUES  # receive queues steered by source (steering.py)
+    exchange_lines: int = DEFAULT_EXCHANGE_LINES
 
     @property
     def ar_address_text(self) -> str:
@@ -236,7 +250,8 @@ def parse_config(parser: configparser.RawConfigParser, source: str) -> DaemonCon
         if section.split()[0] not in KNOWN:
             raise ConfigError(
                 f"{source}: unknown section [{section}]; known are [ar], [udp], [raw], "
-                "[policy], [coa_validation], [log], [control], [metrics], [code_points], "
+                "[policy], [admission], [coa_validation], [log], [control], [metrics], "
+                "[code_points], "
                 "[home_server NAME], "
                 "[realm NAME]"
             )
@@ -339,13 +354,22 @@ def parse_config(parser: configparser.RawConfigParser, source: str) -> DaemonCon
             coa_check_timeout=coa.number("check_timeout", role_default.coa_check_timeout, 0.01, 60),
             hks_deadline=hks_deadline,
             max_records=policy.integer("max_records", role_default.max_records, 1, 1_000_000),
+            max_keys_per_nai=policy.integer(
+                "max_keys_per_nai", role_default.max_keys_per_nai, 1, 1000
+            ),
             code_points=_code_points(parser, source),
         )
     except ConfigError as exc:
         if str(exc).startswith(source):  # a setting's own error names it already
             raise
         raise ConfigError(f"{source}: [policy] {exc}") from None
+    admission_reader = _Reader(parser, "admission", source)
+    admission = _admission(admission_reader)
     return DaemonConfig(
+        admission=admission,
+        exchange_lines=admission_reader.integer(
+            "exchange_lines", DEFAULT_EXCHANGE_LINES, 0, 1_000_000
+        ),
         ar_address=ipaddress.IPv6Address(address).packed,
         nas_identifier=ar.text("nas_identifier", "hkp-ar") or "hkp-ar",
         nas_ip_address=ar.ip("nas_ip_address", None, 4),
@@ -356,6 +380,7 @@ def parse_config(parser: configparser.RawConfigParser, source: str) -> DaemonCon
         udp_enabled=udp_enabled,
         udp_listen=udp.ip("listen", "::") or "::",
         udp_port=udp.integer("port", DEFAULT_UDP_PORT, 0, 65535),
+        udp_queues=udp.integer("queues", DEFAULT_UDP_QUEUES, 1, 64),
         raw_enabled=raw_enabled,
         raw_listen=raw.ip("listen", "::", 6) or "::",
         coa_mode=mode,
@@ -373,6 +398,29 @@ def parse_config(parser: configparser.RawConfigParser, source: str) -> DaemonCon
         metrics_listen=metrics.ip("listen", "127.0.0.1") or "127.0.0.1",
         metrics_port=metrics.integer("port", DEFAULT_METRICS_PORT, 0, 65535),
     )
+
+
+def _admission(reader: _Reader) -> AdmissionConfig | None:
+    """[admission] (issue 15, docs/ar.md): the role's admission control limits."""
+    if not reader.boolean("enabled", True):
+        return None
+    d = AdmissionConfig()
+    try:
+        return AdmissionConfig(
+            source_rate=reader.number("source_rate", d.source_rate, 0.001, 1e6),
+            source_burst=reader.number("source_burst", d.source_burst, 1, 1e6),
+            nai_rate=reader.number("nai_rate", d.nai_rate, 0.001, 1e6),
+            nai_burst=reader.number("nai_burst", d.nai_burst, 1, 1e6),
+            max_in_flight=reader.integer("max_in_flight", d.max_in_flight, 1, 1_000_000),
+            reserved_for_known=reader.integer(
+                "reserved_for_known", d.reserved_for_known, 0, 1_000_000
+            ),
+            known_time=reader.number("known_time", d.known_time, 1, 86400 * 7),
+            max_tracked=reader.integer("max_tracked", d.max_tracked, 16, 10_000_000),
+            summary_interval=reader.number("summary_interval", d.summary_interval, 0.1, 86400),
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"{reader.where}: {exc}") from None
 
 
 def _code_points(parser: configparser.RawConfigParser, source: str) -> CodePoints:

@@ -123,6 +123,11 @@ def format_status(status: dict[str, Any]) -> str:
     for title, counts in (("exchanges", status["exchanges"]), ("discarded", status["discarded"])):
         text = ", ".join(f"{name} {count}" for name, count in sorted(counts.items())) or "none"
         lines.append(f"{title}: {text}")
+    admission = status.get("admission")
+    if admission:  # issue 15
+        dropped = ", ".join(f"{k} {n}" for k, n in sorted(admission["dropped"].items()))
+        peaks = ", ".join(f"{g or '-'} {n}" for g, n in sorted(admission["peak_in_flight"].items()))
+        lines.append(f"admission dropped: {dropped or 'none'}; peak in flight: {peaks or 'none'}")
     for server, results in sorted(status["radius"].items()):
         text = ", ".join(f"{name} {count}" for name, count in sorted(results.items()))
         lines.append(f"home server {server}: {text}")

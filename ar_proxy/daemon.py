@@ -53,6 +53,7 @@ from hkp_radius.ar.role import AccessRouter
 from hkp_radius.errors import ConfigError
 from hkp_radius.wire.fmip import MH_TYPE_FBU, fmip_type
 
+from .admission import AdmissionFront
 from .clock import Clock
 from .config import DaemonConfig, load_config
 from .control import COMMANDS, ControlError, ControlServer, format_keys, format_status, query
@@ -103,7 +104,8 @@ class ARDaemon:
     ) -> None:
         self.config = config
         self._radius_clock = radius_clock  # None: the monotonic clock; tests move a manual one
-        self.role = AccessRouter(config.role, random_bytes)
+        self.front = AdmissionFront(config)  # issue 15: admission control, bounded logs
+        self.role = AccessRouter(config.role, random_bytes, self.front.admission)
         # P11: FBUs are checked against the role's own key table.
         self.fbu = FastBindingVerifier(self.role.keys)
         self.keystore = SqliteKeyStore(config.key_store, self._committed_elsewhere)
@@ -148,7 +150,9 @@ class ARDaemon:
         )
         with network_namespace(cfg.netns):
             udp_sock = (
-                UdpTransport.open_socket(cfg.udp_listen, cfg.udp_port) if cfg.udp_enabled else None
+                UdpTransport.open_sockets(cfg.udp_listen, cfg.udp_port, cfg.udp_queues)
+                if cfg.udp_enabled
+                else None
             )
             raw_sock = RawTransport.open_socket(cfg.raw_listen) if cfg.raw_enabled else None
             if cfg.coa_mode == "neighbour":
@@ -161,10 +165,8 @@ class ARDaemon:
         self.monitor = NeighbourMonitor(self._neighbour_gone, monitor_sock)
         self.monitor.start(loop)
         if udp_sock is not None:
-            udp = UdpTransport(self._datagram, cfg.ar_address)
-            transport, _ = await loop.create_datagram_endpoint(lambda: udp, sock=udp_sock)
-            udp.transport = transport
-            self.udp = udp
+            self.udp = UdpTransport(self._datagram, cfg.ar_address, udp_sock, self.front.gate)
+            self.udp.start(loop)
         if raw_sock is not None:
             self.raw = RawTransport(self._datagram, raw_sock)
             self.raw.start(loop)
@@ -176,6 +178,7 @@ class ARDaemon:
         if cfg.metrics_enabled:
             self.metrics_bound = self.metrics.serve(cfg.metrics_listen, cfg.metrics_port)
         self._rearm()
+        self.front.start(loop)
         emit(
             logging.INFO,
             "ready",
@@ -202,8 +205,9 @@ class ARDaemon:
             self._timer.cancel()
             self._timer = None
         self._loop = None  # nothing re-arms the timer from here on
-        if self.udp is not None and self.udp.transport is not None:
-            self.udp.transport.close()
+        self.front.stop()
+        if self.udp is not None:
+            self.udp.close()
         if self.raw is not None:
             self.raw.close()
         if self.monitor is not None:
@@ -237,6 +241,8 @@ class ARDaemon:
             "exchanges": dict(self.metrics.exchanges),
             "discarded": dict(self.metrics.discarded),
             "radius": radius,
+            "admission": self.front.counters(),
+            "max_keys_per_nai": self.config.role.max_keys_per_nai,
         }
 
     def keys(self) -> list[dict[str, object]]:
@@ -270,6 +276,9 @@ class ARDaemon:
         self._apply(actions)
 
     def _datagram(self, data: bytes, peer: Hashable, ar_address: bytes) -> None:
+        if isinstance(peer, RawPeer) and not self.front.admit_raw(peer.source, data):
+            self.discarded += 1  # UDP datagrams passed the same gate in the transport
+            return
         if fmip_type(data) == MH_TYPE_FBU and isinstance(peer, (RawPeer, UdpPeer)):
             self._fast_binding_update(data, peer, ar_address)
             return
@@ -411,6 +420,8 @@ class ARDaemon:
 
     def _log_exchange(self, done: ExchangeDone) -> None:
         self.metrics.exchange(done.outcome.value, done.duration)
+        if not self.front.log_line_for(done.outcome):
+            return
         emit(
             logging.INFO,
             "exchange",

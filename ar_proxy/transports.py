@@ -20,7 +20,7 @@ import socket
 import struct
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from hkp_radius.constants import IPPROTO_MH
 
@@ -35,7 +35,10 @@ MAX_DATAGRAM = 65535
 PKTINFO = struct.Struct("=16sI")  # struct in6_pktinfo
 # Datagrams handled per readiness callback before yielding to other work, so that a
 # flood on one socket cannot starve timers and RADIUS replies.
-READ_BATCH = 64
+READ_BATCH = 256
+# Seconds a UDP queue whose whole batch admission refused is left unread (a flood: the
+# kernel drops the rest of it); short enough that an MN sharing that queue loses little.
+READ_PAUSE = 0.1
 # Socket receive buffer: a burst of datagrams (a flood, or many MNs at once) queues here
 # while the loop works; Linux's default of ~200 KiB holds only a few hundred.
 RECEIVE_BUFFER = 4 << 20
@@ -117,50 +120,6 @@ def enlarge_receive_buffer(sock: socket.socket) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
 
 
-class UdpTransport(asyncio.DatagramProtocol):
-    """P9 UDP encapsulation: the payload is the MH; the AR-ID is the configured address."""
-
-    def __init__(self, deliver: Deliver, ar_address: bytes) -> None:
-        self._deliver = deliver
-        self._ar_address = ar_address
-        self.transport: asyncio.DatagramTransport | None = None
-
-    @staticmethod
-    def open_socket(listen: str, port: int) -> socket.socket:
-        family = socket.AF_INET6 if ":" in listen else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        # No SO_REUSEADDR: a second hkp-ar on a taken port must fail to start, not share
-        # (and silently take part of) the first one's traffic.
-        try:
-            sock.bind((listen, port))
-        except OSError as exc:
-            sock.close()
-            raise bind_error("UDP", listen, port, exc) from None
-        enlarge_receive_buffer(sock)
-        sock.setblocking(False)
-        return sock
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # CPython 3.11's selector datagram transport does not subclass DatagramTransport.
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    @property
-    def bound(self) -> str:
-        assert self.transport is not None
-        host, port = self.transport.get_extra_info("sockname")[:2]
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
-        self._deliver(data, UdpPeer(tuple(addr)), self._ar_address)
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("udp: %s", exc)
-
-    def send(self, peer: UdpPeer, wire: bytes) -> None:
-        if self.transport is not None:
-            self.transport.sendto(wire, peer.sockaddr)
-
-
 class LoopReader:
     """A non-blocking socket the event loop reads with `_readable` once started."""
 
@@ -178,6 +137,101 @@ class LoopReader:
         if self._loop is not None:
             self._loop.remove_reader(self.sock.fileno())
         self.sock.close()
+
+
+class UdpTransport:
+    """P9 UDP encapsulation: the payload is the MH; the AR-ID is the configured address.
+
+    One or more sockets on the port (ar_proxy.steering: one receive queue per group of
+    sources). Each is read in batches of READ_BATCH per readiness callback
+    (recvfrom_into one buffer), so a flood costs one loop iteration per batch, not per
+    datagram. `gate(host, data)` sees each datagram first, before a peer or a copy of
+    the data is made (admission control, issue 15); False drops it. A queue whose whole
+    batch the gate refused is left to the kernel for READ_PAUSE: what arrives meanwhile
+    is dropped there, at no cost to the daemon."""
+
+    def __init__(
+        self,
+        deliver: Deliver,
+        ar_address: bytes,
+        sockets: list[socket.socket],
+        gate: Callable[[str, memoryview], bool] | None = None,
+    ) -> None:
+        self._deliver = deliver
+        self._ar_address = ar_address
+        self._gate = gate
+        self.sockets = sockets
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._buffer = bytearray(MAX_DATAGRAM)
+        self._view = memoryview(self._buffer)
+        self._paused: dict[int, asyncio.TimerHandle] = {}
+
+    @staticmethod
+    def open_sockets(listen: str, port: int, queues: int = 1) -> list[socket.socket]:
+        from .steering import open_group  # here: transports stays importable alone
+
+        family = socket.AF_INET6 if ":" in listen else socket.AF_INET
+        # No SO_REUSEADDR: a second hkp-ar on a taken port must fail to start, not share
+        # (and silently take part of) the first one's traffic; open_group claims it.
+        try:
+            sockets = open_group(family, listen, port, queues)
+        except OSError as exc:
+            raise bind_error("UDP", listen, port, exc) from None
+        for sock in sockets:
+            enlarge_receive_buffer(sock)
+            sock.setblocking(False)
+        return sockets
+
+    @property
+    def bound(self) -> str:
+        host, port = self.sockets[0].getsockname()[:2]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        for sock in self.sockets:
+            loop.add_reader(sock.fileno(), self._readable, sock)
+
+    def close(self) -> None:
+        for timer in self._paused.values():
+            timer.cancel()
+        self._paused.clear()
+        for sock in self.sockets:
+            if self._loop is not None:
+                self._loop.remove_reader(sock.fileno())
+            sock.close()
+        self._loop = None
+
+    def _resume(self, sock: socket.socket) -> None:
+        self._paused.pop(sock.fileno(), None)
+        if self._loop is not None:
+            self._loop.add_reader(sock.fileno(), self._readable, sock)
+
+    def _readable(self, sock: socket.socket) -> None:
+        receive, view, gate, deliver = sock.recvfrom_into, self._view, self._gate, self._deliver
+        refused = 0
+        for _ in range(READ_BATCH):
+            try:
+                size, addr = receive(self._buffer)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # ICMP errors of earlier sends surface here
+                log.debug("udp: %s", exc)
+                continue
+            data = view[:size]
+            if gate is not None and not gate(addr[0], data):
+                refused += 1
+                continue
+            deliver(bytes(data), UdpPeer(tuple(addr)), self._ar_address)
+        if refused == READ_BATCH and self._loop is not None:
+            self._loop.remove_reader(sock.fileno())
+            self._paused[sock.fileno()] = self._loop.call_later(READ_PAUSE, self._resume, sock)
+
+    def send(self, peer: UdpPeer, wire: bytes) -> None:
+        try:
+            self.sockets[0].sendto(wire, peer.sockaddr)
+        except OSError as exc:  # a full send buffer or an ICMP error: UDP loses it
+            log.debug("udp: cannot send to %s: %s", peer.sockaddr[0], exc)
 
 
 class RawTransport(LoopReader):

@@ -9,7 +9,7 @@ PY=.venv/bin/python
 status=0
 echo "== ruff"; $PY -m ruff check . || status=1
 $PY -m ruff format --check . || status=1
-echo "== mypy"; $PY -m mypy hkp_radius freeradius_module ar_proxy mn_client hkp_lab hkp_support hkp_fuzz || status=1
+echo "== mypy"; $PY -m mypy hkp_radius freeradius_module ar_proxy mn_client hkp_lab hkp_support hkp_fuzz hkp_flood || status=1
 echo "== pytest"
 $PY -m pytest "$@"
 rc=$?

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hkp_radius.ar.admission import Admission
 from hkp_radius.ar.config import NullCoA
 from hkp_radius.ar.events import (
     Action,
@@ -75,8 +76,11 @@ class Harness:
         config: ARConfig | None = None,
         policy: HKSPolicy | None = None,
         random: Callable[[int], bytes] | None = None,
+        admission: Admission | None = None,
     ) -> None:
-        self.ar = AccessRouter(config or ARConfig(), random or CountingRandom(b"ar-tests"))
+        self.ar = AccessRouter(
+            config or ARConfig(), random or CountingRandom(b"ar-tests"), admission
+        )
         self.policy = policy or HKSPolicy(require_timestamp=False)  # HKReqs here carry none
         self.replay = MemoryReplayStore()
         self.hmks = {NAI: HMK, NAI2: HMK2}

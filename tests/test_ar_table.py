@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import hkp_radius.ar.role as role_module
+from hkp_radius.ar.admission import Admission, AdmissionConfig
 from hkp_radius.ar.config import ARConfig, NullCoA
 from hkp_radius.ar.events import HKSAccept, HKSReject, SendAccessRequest, ValidateCoA
 from hkp_radius.ar.role import AccessRouter
@@ -108,6 +109,9 @@ def received_case(event: Input) -> Case:
     if event is In.OVER_CAPACITY:
         h = Harness(ARConfig(max_records=1, null_coa=NullCoA.ALWAYS))
         h.send(build_hkreq(message_id=1, coa=NULL_COA))
+    if event is In.ADMISSION_REFUSED:  # the NAI's bucket holds one request
+        h = Harness(admission=Admission(AdmissionConfig(nai_burst=1, nai_rate=0.1)))
+        h.send(build_hkreq(message_id=1, coa=COA, timestamp=h.stamp()))
     if event in (In.TRANS_RATE_EXCEEDED, In.MAC_FAILS, In.TIMESTAMP_STALE, In.VERIFIED_BOUND,
                  In.NEEDS_HKS, In.NEEDS_BINDING_CHECK, In.COA_TAKEN):  # fmt: skip
         spi = issue(h, message_id=1, coa=COA)
@@ -135,6 +139,7 @@ def received_case(event: Input) -> Case:
         In.NEEDS_HKS: lambda: build_hkreq(coa=COA, timestamp=h.stamp()),
         In.NEEDS_COA_CHECK: lambda: build_hkreq(coa=COA, timestamp=h.stamp()),
         In.NEEDS_BINDING_CHECK: lambda: returning(h, spi, message_id=mid, coa=COA2),
+        In.ADMISSION_REFUSED: lambda: build_hkreq(coa=COA, timestamp=h.stamp()),
     }
     wire = wires[event]()
     nai = NAI2 if event is In.COA_TAKEN else NAI
@@ -157,7 +162,13 @@ def case_for(state: State, event: Input) -> Case:
         }
         return Case(h, NAI, 7, fires[event])
     if state is S.EXPECT_COA_CHECK:
+        if event is In.ADMISSION_REFUSED:  # the one HKS slot fills during the check
+            h = Harness(admission=Admission(AdmissionConfig(max_in_flight=1, reserved_for_known=0)))
+            other = build_hkreq(message_id=9, nai=NAI2, hmk=HMK2, coa=COA2, timestamp=h.stamp())
+            other_ref = _pending(h, other)
         wire, ref = in_coa_check(h)
+        if event is In.ADMISSION_REFUSED:
+            assert of(SendAccessRequest, h.ar.coa_validated(other_ref, True, h.now))
     elif state is S.EXPECT_BINDING_CHECK:
         if event is In.KEY_EXPIRED:
             h = Harness(policy=HKSPolicy(key_lifetime=60))
@@ -178,6 +189,7 @@ def case_for(state: State, event: Input) -> Case:
         In.COPY: lambda: h.send(wire),
         In.CLASH: lambda: h.send(clash(h)),
         In.COA_VALID: lambda: h.ar.coa_validated(ref, True, h.now),
+        In.ADMISSION_REFUSED: lambda: h.ar.coa_validated(ref, True, h.now),
         In.COA_INVALID: lambda: h.ar.coa_validated(ref, False, h.now),
         In.KEY_EXPIRED: lambda: h.ar.coa_validated(ref, True, h.now),
         In.TIMESTAMP_STALE: lambda: h.ar.coa_validated(ref, True, h.now),

@@ -17,10 +17,10 @@ ROLES = ("hkp_radius.ar", "hkp_radius.hks", "hkp_radius.mn")
 SUPPORT = "hkp_support"
 # Tool packages: adapters and tools that must not import each other (rule 3). A new tool
 # package goes here.
-TOOLS = ("freeradius_module", "ar_proxy", "mn_client", "hkp_lab", "hkp_fuzz")
+TOOLS = ("freeradius_module", "ar_proxy", "mn_client", "hkp_lab", "hkp_fuzz", "hkp_flood")
 # Tools that drive the MN as a test peer or load generator: they may import the
 # `mn_client` package itself (its `__init__` API), never its modules.
-MN_USERS = ("hkp_lab", "hkp_fuzz")
+MN_USERS = ("hkp_lab", "hkp_fuzz", "hkp_flood")
 # Loaded by FreeRADIUS into Debian's /usr/bin/python3: the core, the stdlib, each other
 # and `radiusd` (rlm_python3's own module) only.
 FREERADIUS_LOADED = (

@@ -34,6 +34,9 @@ RESPONSE_CACHE_TIME = N_HO_KEYTRIES * HKEY_REQ_TOUT
 # at most one per copy received); TRANS_RATE: one answer per second to a returning MN.
 RETRANS_RATE = 2.0
 TRANS_RATE = 1.0 / RETRANS_RATE_INTERVAL
+# Issue 15: unexpired keys per NAI. An MN uses its newest key and discards the old one
+# (§6.2.1); two leave room for a key in use while its successor is being issued.
+MAX_KEYS_PER_NAI = 2
 
 
 class NullCoA(enum.Enum):
@@ -57,6 +60,7 @@ class ARConfig:
     coa_check_timeout: float = COA_CHECK_TIMEOUT
     hks_deadline: float = HKS_DEADLINE
     max_records: int = MAX_RECORDS
+    max_keys_per_nai: int = MAX_KEYS_PER_NAI  # a new key beyond it retires the oldest
     default_mac_algorithm: int = MacAlgorithm.HMAC_SHA1
     code_points: CodePoints = DEFAULT_CODE_POINTS
 
@@ -78,6 +82,8 @@ class ARConfig:
                 raise ConfigError(f"{name} must be a positive number")
         if self.max_records < 1:
             raise ConfigError("max_records must be at least 1")
+        if self.max_keys_per_nai < 1:
+            raise ConfigError("max_keys_per_nai must be at least 1")
         if not isinstance(self.null_coa, NullCoA):
             raise ConfigError("null_coa must be a NullCoA (no, refresh or yes)")
         if not crypto.supported_mac_algorithm(self.default_mac_algorithm):

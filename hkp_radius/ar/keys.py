@@ -43,10 +43,13 @@ class StoredKey:
 
 
 class KeyTable:
-    def __init__(self) -> None:
+    def __init__(self, max_per_nai: int | None = None) -> None:
+        # Issue 15: at most this many keys per NAI (None: no bound); `surplus` retires
+        # the oldest (§6.2.1: the MN discards its old key when it gets a new one).
+        self.max_per_nai = max_per_nai
         self._by_spi: dict[int, StoredKey] = {}
         self._deadline: dict[int, float] = {}  # monotonic end of each key's lifetime
-        self._by_nai: dict[bytes, set[int]] = {}
+        self._by_nai: dict[bytes, dict[int, None]] = {}  # SPIs in the order added
         self._by_coa: dict[bytes, int] = {}
         self._expiries: list[tuple[float, int]] = []  # lazy heap: entries may be stale
 
@@ -94,7 +97,7 @@ class KeyTable:
         changed = self._release_coa(key.care_of_address, key.spi)
         self._by_spi[key.spi] = key
         self._deadline[key.spi] = deadline
-        self._by_nai.setdefault(key.nai, set()).add(key.spi)
+        self._by_nai.setdefault(key.nai, {})[key.spi] = None
         if key.care_of_address is not None:
             self._by_coa[key.care_of_address] = key.spi
         heapq.heappush(self._expiries, (deadline, key.spi))
@@ -127,12 +130,20 @@ class KeyTable:
         del self._deadline[spi]
         spis = self._by_nai.get(key.nai)
         if spis is not None:
-            spis.discard(spi)
+            spis.pop(spi, None)
             if not spis:
                 del self._by_nai[key.nai]
         if key.care_of_address is not None and self._by_coa.get(key.care_of_address) == spi:
             del self._by_coa[key.care_of_address]
         return key
+
+    def surplus(self, nai: bytes) -> list[StoredKey]:
+        """Remove and return `nai`'s oldest keys beyond `max_per_nai` (issue 15)."""
+        spis = self._by_nai.get(nai)
+        if self.max_per_nai is None or spis is None or len(spis) <= self.max_per_nai:
+            return []
+        oldest = list(spis)[: len(spis) - self.max_per_nai]
+        return [key for spi in oldest if (key := self.remove(spi)) is not None]
 
     def next_expiry(self) -> float | None:
         while self._expiries:
@@ -154,13 +165,15 @@ class KeyTable:
 
     def load(self, keys: Iterable[StoredKey], now: float, wall: float) -> list[StoredKey]:
         """Restore persisted keys: each lives on for what is left of its wall-clock
-        lifetime, counted from monotonic `now`. Returns those already expired (to delete)."""
+        lifetime, counted from monotonic `now`. Returns those to delete: expired, or
+        beyond `max_per_nai` (the ones that expire first)."""
         expired = []
         for key in sorted(keys, key=lambda k: k.expires_at):
             if key.expires_at <= wall:
                 expired.append(key)
             elif key.spi not in self._by_spi:  # a store keyed by SPI has no duplicates
                 self.add(key, now + (key.expires_at - wall))
+                expired += self.surplus(key.nai)
         return expired
 
     def _release_coa(self, coa: bytes | None, new_holder: int | None) -> list[StoredKey]:

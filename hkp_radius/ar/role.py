@@ -23,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 
 from hkp_radius import crypto
+from hkp_radius.ar.admission import Admission
 from hkp_radius.ar.config import ARConfig, NullCoA
 from hkp_radius.ar.events import (
     Action,
@@ -62,10 +63,16 @@ _Handler = Callable[["AccessRouter", Record, Input, float, "float | None"], list
 class AccessRouter:
     """The AR's protocol decisions; see the module docstring."""
 
-    def __init__(self, config: ARConfig, random_bytes: Callable[[int], bytes]) -> None:
+    def __init__(
+        self,
+        config: ARConfig,
+        random_bytes: Callable[[int], bytes],
+        admission: Admission | None = None,
+    ) -> None:
         self.config = config
         self._random = random_bytes
-        self.keys = KeyTable()
+        self.admission = admission  # None: no limits beyond max_records (docs/ar.md)
+        self.keys = KeyTable(config.max_keys_per_nai)
         self._records: dict[tuple[bytes, int], Record] = {}
         self._by_ref: dict[int, Record] = {}
         self._deadlines: list[tuple[float, int]] = []  # lazy heap of (deadline, ref)
@@ -92,8 +99,11 @@ class AccessRouter:
     # ---- inputs ----------------------------------------------------------------------
 
     def load_keys(self, keys: Iterable[StoredKey], now: float, wall: float) -> list[Action]:
-        """Restore persisted keys (restart); expired ones are deleted."""
-        return [DeleteKey(key.spi, "expired") for key in self.keys.load(keys, now, wall)]
+        """Restore persisted keys (restart); expired ones and those beyond the bound go."""
+        return [
+            DeleteKey(key.spi, "expired" if key.expires_at <= wall else RETIRED)
+            for key in self.keys.load(keys, now, wall)
+        ]
 
     def receive_hkreq(
         self, wire: bytes, peer: Hashable, ar_address: bytes, now: float, wall: float
@@ -118,6 +128,9 @@ class AccessRouter:
             return self._fire(existing, self._copy_input(existing, wire, now), now)
         record = Record(self._next_ref, message, nai, wire, peer, ar_address, now)
         self._next_ref += 1
+        if self.admission is not None and (drop := self.admission.admit_nai(nai, now)):
+            record.reason = f"admission: {drop.value}"
+            return self._fire(record, Input.ADMISSION_REFUSED, now)
         if message.verify:
             event = self._returning_verdict(record, now, wall)
         else:
@@ -199,13 +212,24 @@ class AccessRouter:
         if self.config.require_timestamp and request.timestamp is None:
             return Input.TIMESTAMP_MISSING
         if request.coa_is_null:
-            return Input.NEEDS_HKS if self._null_coa_allowed(nai, now) else Input.NULL_COA_REFUSED
+            if not self._null_coa_allowed(nai, now):
+                return Input.NULL_COA_REFUSED
+            return self._hks_slot(record, Input.NEEDS_HKS, now)
         holder = self.keys.holder_of(request.care_of_address)
-        if holder is not None:
-            return Input.NEEDS_HKS if holder.nai == nai else Input.COA_TAKEN
-        if self._claimed_in_flight(record):
+        if holder is not None and holder.nai != nai:
             return Input.COA_TAKEN
-        return Input.NEEDS_COA_CHECK
+        if holder is None and self._claimed_in_flight(record):
+            return Input.COA_TAKEN
+        return self._hks_slot(
+            record, Input.NEEDS_COA_CHECK if holder is None else Input.NEEDS_HKS, now
+        )
+
+    def _hks_slot(self, record: Record, event: Input, now: float) -> Input:
+        """Admission control: `event` (on the way to the HKS) if a slot is free for it."""
+        if self.admission is not None and (drop := self.admission.may_ask_hks(record.nai, now)):
+            record.reason = f"admission: {drop.value}"
+            return Input.ADMISSION_REFUSED
+        return event
 
     def _returning_verdict(self, record: Record, now: float, wall: float) -> Input:
         """§6.3.1 (a returning MN) with P6 (timestamps on V requests)."""
@@ -250,6 +274,8 @@ class AccessRouter:
     def _coa_input(self, record: Record, valid: bool, now: float) -> Input:
         if not valid:
             return Input.COA_INVALID
+        if record.state is State.EXPECT_COA_CHECK:
+            return self._hks_slot(record, Input.COA_VALID, now)
         if record.state is State.EXPECT_BINDING_CHECK:
             assert record.key_spi is not None
             key = self.keys.get(record.key_spi)
@@ -315,6 +341,11 @@ class AccessRouter:
         previous = record.state
         record.state = next_state
         actions = self._HANDLERS[do](self, record, event, now, wall)
+        if self.admission is not None:  # Access-Requests in flight, for the cap
+            if next_state in _AT_HKS and previous not in _AT_HKS:
+                self.admission.asking(record.ref, record.nai)
+            elif previous in _AT_HKS and next_state not in _AT_HKS:
+                self.admission.answered(record.ref)
         if next_state is State.CLOSED:
             self._records.pop(record.key, None)
             self._by_ref.pop(record.ref, None)
@@ -342,6 +373,11 @@ class AccessRouter:
         self, record: Record, event: Input, now: float, wall: float | None
     ) -> list[Action]:
         return [Discarded(REASONS[event], record.nai)]
+
+    def _do_refuse_admission(
+        self, record: Record, event: Input, now: float, wall: float | None
+    ) -> list[Action]:
+        return [Discarded(record.reason or REASONS[event], record.nai)]
 
     def _do_discard_exchange(
         self, record: Record, event: Input, now: float, wall: float | None
@@ -437,12 +473,14 @@ class AccessRouter:
             last_timestamp=request.timestamp,  # P6: the HKReq that created the key
         )
         changed = self.keys.add(key, now + lifetime)
+        retired = {old.spi for old in self.keys.surplus(key.nai)}  # issue 15: the bound
         record.response = success_response(
             request, accept, key, lifetime, cfg.default_mac_algorithm, cfg.code_points
         )
         record.status = Status.SUCCESS
         record.issued_spi = key.spi
-        stores: list[Action] = [StoreKey(k) for k in [*changed, key]]
+        stores: list[Action] = [StoreKey(k) for k in [*changed, key] if k.spi not in retired]
+        stores += [DeleteKey(spi, RETIRED) for spi in sorted(retired)]
         return stores + self._send(record, now, Outcome.ISSUED)
 
     def _do_forward_hks_response(
@@ -486,6 +524,7 @@ class AccessRouter:
 
     _HANDLERS: dict[Do, _Handler] = {
         Do.DISCARD: _do_discard,
+        Do.REFUSE_ADMISSION: _do_refuse_admission,
         Do.DISCARD_EXCHANGE: _do_discard_exchange,
         Do.ANSWER_TIMESTAMP_REQD: _do_timestamp_reqd,
         Do.ANSWER_COA_AUTH_FAILED: _do_coa_auth_failed,
@@ -533,6 +572,8 @@ class AccessRouter:
         return actions
 
     def _done(self, record: Record, outcome: Outcome, now: float) -> ExchangeDone:
+        if self.admission is not None and outcome in (Outcome.ISSUED, Outcome.VERIFIED):
+            self.admission.completed(record.nai, now)
         return ExchangeDone(
             nai=record.nai,
             message_id=record.request.message_id,
@@ -544,6 +585,10 @@ class AccessRouter:
             finished=now,
             reason=record.reason,
         )
+
+
+RETIRED = "retired: a newer key of the NAI beyond max_keys_per_nai"
+_AT_HKS = (State.EXPECT_HKS_ANSWER, State.EXPECT_HKS_ANSWER_FOR_DEPARTED)
 
 
 def _newer(request: HKReq, key: StoredKey) -> bool:

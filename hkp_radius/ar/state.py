@@ -54,6 +54,7 @@ class Input(enum.Enum):
     TIMESTAMP_STALE = "timestamp-stale"  # P6: outside the window or not newer (also later)
     VERIFIED_BOUND = "verified-bound"  # §6.3.1: verified, CoA NULL or already this key's
     NEEDS_BINDING_CHECK = "needs-binding-check"  # §6.3.1: verified, a new CoA to check
+    ADMISSION_REFUSED = "admission-refused"  # NAI rate or HKS slots (hkp_radius.ar.admission)
     # ---- later inputs ----
     COPY = "copy"  # the same datagram again while the request is pending
     COPY_RESEND = "copy-resend"  # the same datagram again, answered, RETRANS_RATE allows
@@ -75,6 +76,7 @@ class Do(enum.Enum):
     """What the role does for a transition (the role maps each to one method)."""
 
     DISCARD = "discard"  # silently, a Discarded output for counters and debug logs
+    REFUSE_ADMISSION = "refuse-admission"  # silently, a Discarded output naming the limit
     DISCARD_EXCHANGE = "discard-exchange"  # silently, but an exchange log line (§6.3.1)
     ANSWER_TIMESTAMP_REQD = "answer-timestamp-reqd"  # unsigned (P7)
     ANSWER_COA_AUTH_FAILED = "answer-coa-auth-failed"  # unsigned (P7)
@@ -104,6 +106,7 @@ TRANSITIONS: dict[tuple[State, Input], tuple[Do, State]] = {
     # ---- receipt (§6.3 new key, §6.3.1 returning MN, P6 freshness) ----
     (S.RECEIVED, In.NO_MN_HKS_MAC): (Do.DISCARD, S.CLOSED),
     (S.RECEIVED, In.NO_MN_AR_MAC): (Do.DISCARD, S.CLOSED),
+    (S.RECEIVED, In.ADMISSION_REFUSED): (Do.REFUSE_ADMISSION, S.CLOSED),
     (S.RECEIVED, In.OVER_CAPACITY): (Do.DISCARD, S.CLOSED),
     (S.RECEIVED, In.TRANS_RATE_EXCEEDED): (Do.DISCARD, S.CLOSED),
     (S.RECEIVED, In.MAC_FAILS): (Do.DISCARD_EXCHANGE, S.CLOSED),
@@ -118,6 +121,8 @@ TRANSITIONS: dict[tuple[State, Input], tuple[Do, State]] = {
     (S.RECEIVED, In.NEEDS_BINDING_CHECK): (Do.ASK_COA_VALIDATOR, S.EXPECT_BINDING_CHECK),
     # ---- §6.3: validate the CoA, then ask the HKS; CoA_AUTH_FAILED otherwise ----
     (S.EXPECT_COA_CHECK, In.COA_VALID): (Do.ASK_HKS, S.EXPECT_HKS_ANSWER),
+    # ... unless the HKS's slots filled up during the check (admission control)
+    (S.EXPECT_COA_CHECK, In.ADMISSION_REFUSED): (Do.REFUSE_ADMISSION, S.CLOSED),
     (S.EXPECT_COA_CHECK, In.COA_INVALID): (Do.ANSWER_COA_AUTH_FAILED, S.ANSWERED),
     (S.EXPECT_COA_CHECK, In.NEIGHBOUR_GONE): (Do.NOTHING, S.EXPECT_COA_CHECK),
     (S.EXPECT_COA_CHECK, In.DEADLINE): (Do.DROP_ABANDONED, S.CLOSED),
@@ -166,6 +171,7 @@ REASONS: dict[Input, str] = {
     Input.NO_MN_HKS_MAC: "no MN-HKS MAC (§6.3: MUST silently discard)",
     Input.NO_MN_AR_MAC: "V set without an MN-AR MAC (§6.3.1: MUST silently drop)",
     Input.OVER_CAPACITY: "too many requests in progress",
+    Input.ADMISSION_REFUSED: "admission control (docs/ar.md)",
     Input.TRANS_RATE_EXCEEDED: "TRANS_RATE: answered this MN less than a second ago",
     Input.MAC_FAILS: "MN-AR MAC does not verify (§6.3.1: silently discard)",
     Input.TIMESTAMP_STALE: "V request not fresh: timestamp outside the window or not newer "

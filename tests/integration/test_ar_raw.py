@@ -146,6 +146,9 @@ def raw_ar(start_ar: Callable[..., ArProcess], namespaces: Namespaces) -> ArProc
             "udp": {"enabled": "no"},
             "raw": {"enabled": "yes"},
             "coa_validation": {"mode": "neighbour"},
+            # The garbage test wants every packet at the decoder, not at the per-source
+            # limit of admission control (tests/integration/test_ar_flood.py has that).
+            "admission": {"enabled": "no"},
         }
     )
 

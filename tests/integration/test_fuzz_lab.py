@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from hkp_support.freeradius import FreeRadiusInstance
@@ -75,7 +76,9 @@ def test_radius_target_against_the_hks(ar_hks: FreeRadiusInstance, tmp_path: Pat
     same_seed_twice("radius", server, report, *common)
 
 
-def test_mh_target_against_hkp_ar(hkp_ar: ArProcess, tmp_path: Path) -> None:
+def test_mh_target_against_hkp_ar(start_ar: Callable[..., ArProcess], tmp_path: Path) -> None:
+    # Every case must reach the decoder: admission control (issue 15) off.
+    hkp_ar = start_ar(sections={"admission": {"enabled": "no"}})
     server = f"[::1]:{hkp_ar.udp_port}"
     common = ["--nai", NAI.decode(), "--hmk-file", hmk_file(tmp_path), "--seed", "9"]
     common += ["--cases", str(MH_CASES), "--timeout", "0.5"]
