@@ -68,6 +68,9 @@ class AccessRouter:
         self.keys = KeyTable()
         self._records: dict[tuple[bytes, int], Record] = {}
         self._by_ref: dict[int, Record] = {}
+        # §7.4 claims: CoA -> {ref: NAI} of the records held and not yet answered, so the
+        # check of a new request costs a lookup, not a scan of every record (issue 14).
+        self._claims: dict[bytes, dict[int, bytes]] = {}
         self._deadlines: list[tuple[float, int]] = []  # lazy heap of (deadline, ref)
         self._next_ref = 1
         # TRANS_RATE per NAI, oldest answer first so that on_timer prunes from the front.
@@ -294,13 +297,18 @@ class AccessRouter:
     def _claimed_in_flight(self, record: Record) -> bool:
         """§7.4: "The AR must ensure that the CoA claimed by the MN does not belong to any
         other node": another MN's request for the same CoA is still in progress."""
+        claims = self._claims.get(record.request.care_of_address, {})
+        return any(nai != record.nai for nai in claims.values())
+
+    def _track_claim(self, record: Record) -> None:
+        """Keep _claims in step with the record's state (called on every transition)."""
         coa = record.request.care_of_address
-        return any(
-            other.nai != record.nai
-            and other.request.care_of_address == coa
-            and other.state is not State.ANSWERED
-            for other in self._records.values()
-        )
+        if record.state is State.ANSWERED or record.state is State.CLOSED:
+            claims = self._claims.get(coa)
+            if claims is not None and claims.pop(record.ref, None) is not None and not claims:
+                del self._claims[coa]
+        else:
+            self._claims.setdefault(coa, {})[record.ref] = record.nai
 
     def _verify_rate_exceeded(self, nai: bytes, now: float) -> bool:
         last = self._last_verify_answer.get(nai)
@@ -315,6 +323,7 @@ class AccessRouter:
         previous = record.state
         record.state = next_state
         actions = self._HANDLERS[do](self, record, event, now, wall)
+        self._track_claim(record)
         if next_state is State.CLOSED:
             self._records.pop(record.key, None)
             self._by_ref.pop(record.ref, None)
