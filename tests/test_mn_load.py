@@ -139,9 +139,7 @@ class Harness:
                 self.dispatch(node, outputs)
 
 
-def setup(
-    count: int, total: int, concurrency: int, **options: object
-) -> tuple[LoadRun, Harness]:
+def setup(count: int, total: int, concurrency: int, **options: object) -> tuple[LoadRun, Harness]:
     configs = identities(count)
     nodes = [MobileNode(c, CountingRandom(c.nai)) for c in configs]
     coas = [(COA_BASE + 1 + i).packed for i in range(count)]
@@ -217,7 +215,8 @@ def test_a_prohibited_identity_leaves_the_pool_and_the_others_carry_the_run() ->
     harness.run()
     r = load.result
     assert load.done() and (r.succeeded, r.failed) == (9, 1)
-    assert list(r.failures) == ["ADMINISTRATIVELY_PROHIBITED: no more HKReqs via this AR (§6.2.2.1)"]
+    (cause,) = r.failures
+    assert cause == "ADMINISTRATIVELY_PROHIBITED: no more HKReqs via this AR (§6.2.2.1)"
 
 
 def test_when_no_identity_can_start_the_rest_count_as_not_started() -> None:
@@ -230,7 +229,7 @@ def test_when_no_identity_can_start_the_rest_count_as_not_started() -> None:
 
 def test_progress_reports_come_at_their_interval_of_the_run_clock() -> None:
     reports: list[dict[str, object]] = []
-    load, harness = setup(1, 600, 1, progress=reports.append, progress_interval=1.0)
+    _, harness = setup(1, 600, 1, progress=reports.append, progress_interval=1.0)
     harness.run()
     guard = int(MESSAGE_ID_REUSE_GUARD)  # the run waits twice for Message IDs
     assert [r["elapsed_s"] for r in reports] == [float(s) for s in range(1, 2 * guard + 1)]

@@ -495,11 +495,12 @@ class MobileNode:
         free, else when the first guarded ID leaves MESSAGE_ID_REUSE_GUARD; None while
         every one is held by an exchange in flight (its end is an event)."""
         in_use = self._ids_in_use(ar_id, None)
+        guard = MESSAGE_ID_REUSE_GUARD
         guarded = [t for (a, m), t in self._last_sent.items()
-                   if a == ar_id and m not in in_use and t + MESSAGE_ID_REUSE_GUARD > now]  # fmt: skip
+                   if a == ar_id and m not in in_use and t + guard > now]  # fmt: skip
         if len(in_use) + len(guarded) < 256:
             return now
-        return min(guarded) + MESSAGE_ID_REUSE_GUARD if guarded else None
+        return min(guarded) + guard if guarded else None
 
     def _ids_in_use(self, ar_id: bytes, exchange: _Exchange | None) -> set[int]:
         return {
