@@ -9,6 +9,7 @@ from .driver import Driver, system_random
 from .hmk import HmkFileError, parse_hmk, read_hmk_file
 from .keyfile import KeyFile, KeyFileError
 from .load import LoadResult, LoadRun, progress_line, run_load
+from .lossy import LossyTransport, SkippingClock
 from .session import ExchangeResult, exchange_deadline, run_exchange, starter
 from .transport import (
     UDP_DEFAULT_PORT,
@@ -28,7 +29,9 @@ __all__ = [
     "KeyFileError",
     "LoadResult",
     "LoadRun",
+    "LossyTransport",
     "RawIPv6Transport",
+    "SkippingClock",
     "Transport",
     "UdpTransport",
     "describe_event",
