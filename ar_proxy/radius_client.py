@@ -31,6 +31,7 @@ from hkp_radius.wire import radius_attrs
 
 from .clock import Clock, MonotonicClock
 from .config import HomeServer, Realm
+from .radius_encoding import AttributeEncoder
 
 log = logging.getLogger("hkp-ar.radius")
 
@@ -159,6 +160,7 @@ class RadiusClient:
         self._cancelled: list[asyncio.Task[None]] = []  # cancelled, not yet ended
         self._vendor_id = dictionary.vendors.GetForward("HKP")
         self._random = RandomPool()
+        self._encoder = AttributeEncoder(dictionary)
 
     # ---- the role's actions ------------------------------------------------------------
 
@@ -330,7 +332,7 @@ class RadiusClient:
             nas_ip_address=nas_ip,
             nas_ipv6_address=nas_ipv6,
         ):
-            packet.AddAttribute(name, value)
+            self._encoder.add(packet, name, value)
         return packet
 
     def _raw_values(self, reply: rpacket.AuthPacket, name: str) -> list[bytes]:

@@ -44,6 +44,11 @@ def _tlv(option_type: int, body: bytes) -> bytes:
     return bytes((option_type, len(body))) + body
 
 
+# Known subtypes as plain sets: `Enum.__members__` builds a mapping on every call.
+_NONCE_SUBTYPES = frozenset(int(m) for m in NonceSubtype)
+_MAC_SUBTYPES = frozenset(int(m) for m in MacSubtype)
+
+
 @dataclass(frozen=True)
 class HandoverNonce:
     """Draft §5.2.1: Subtype | Reserved | Nonce."""
@@ -52,7 +57,7 @@ class HandoverNonce:
     nonce: bytes
 
     def __post_init__(self) -> None:
-        if self.subtype not in NonceSubtype.__members__.values():
+        if self.subtype not in _NONCE_SUBTYPES:
             raise LocalProtocolError(f"Handover Nonce subtype {self.subtype} is not 1 or 2")
         if not NONCE_MIN_LENGTH <= len(self.nonce) <= NONCE_MAX_LENGTH:
             raise LocalProtocolError(
@@ -83,7 +88,7 @@ class MacOption:
     offset: int | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.subtype not in MacSubtype.__members__.values():
+        if self.subtype not in _MAC_SUBTYPES:
             raise LocalProtocolError(f"MAC option subtype {self.subtype} is not 1 or 2")
         if not 0 <= self.algorithm <= 0x0F:
             raise LocalProtocolError(f"MAC Algorithm Type {self.algorithm} does not fit 4 bits")
@@ -179,7 +184,7 @@ def _decode_nonce(body: Reader, offset: int) -> Option:
     subtype = body.u8("Handover Nonce subtype")
     body.u8("Handover Nonce reserved")  # draft §5.2.1: ignored on reception
     nonce = body.read(body.remaining(), "Handover Nonce")
-    if subtype not in NonceSubtype.__members__.values():
+    if subtype not in _NONCE_SUBTYPES:
         raise FieldValueError(f"Handover Nonce at offset {offset}: unknown subtype {subtype}")
     if not NONCE_MIN_LENGTH <= len(nonce) <= NONCE_MAX_LENGTH:
         raise OptionLengthError(
@@ -193,7 +198,7 @@ def _decode_mac(body: Reader, offset: int) -> Option:
     subtype = body.u8("MAC option subtype")
     algorithm = body.u8("MAC option Algorithm Type") & 0x0F  # high nibble reserved, ignored
     auth = body.read(body.remaining(), "MAC AUTH")
-    if subtype not in MacSubtype.__members__.values():
+    if subtype not in _MAC_SUBTYPES:
         raise FieldValueError(f"MAC option at offset {offset}: unknown subtype {subtype}")
     expected = MAC_AUTH_LENGTHS.get(algorithm)
     if expected is not None and len(auth) != expected:
@@ -251,8 +256,14 @@ def decode_options(reader: Reader, cp: CodePoints = DEFAULT_CODE_POINTS) -> tupl
             if last_was_mac:
                 raise OptionOrderError(f"Pad1 at offset {offset} follows a MAC option (P2)")
             continue
-        length = reader.u8(f"length of option {option_type} at offset {offset}")
-        body = reader.restrict_to(length, f"option {option_type} at offset {offset}")
+        # The detailed `what` texts are built only on the way to an error (issue 14:
+        # three f-strings per option were a tenth of a decode).
+        if not reader.remaining():
+            reader.u8(f"length of option {option_type} at offset {offset}")  # raises
+        length = reader.u8("option length")
+        if length > reader.remaining():
+            reader.restrict_to(length, f"option {option_type} at offset {offset}")  # raises
+        body = reader.restrict_to(length, "option")
         if option_type == cp.padn_option:
             if last_was_mac:
                 raise OptionOrderError(f"PadN at offset {offset} follows a MAC option (P2)")
@@ -263,7 +274,8 @@ def decode_options(reader: Reader, cp: CodePoints = DEFAULT_CODE_POINTS) -> tupl
             if decoder
             else UnknownOption(option_type, body.read(length, "unknown option"))
         )
-        body.expect_end(f"option {option_type} at offset {offset}")
+        if body.remaining():
+            body.expect_end(f"option {option_type} at offset {offset}")  # raises
         is_mac = isinstance(option, MacOption)
         if last_was_mac and not is_mac:
             raise OptionOrderError(
