@@ -26,6 +26,33 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """utime + stime per thread name (/proc/PID/task/*/comm; hkp-ar names its log and
+    key-store threads, the event loop is the thread named after the process)."""
+    out: dict[str, float] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as comm:
+                name = "loop" if tid == str(pid) else comm.read().strip()
+            with open(f"/proc/{pid}/task/{tid}/stat") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return out
+
+
+def calibration_ms() -> float:
+    """CPU milliseconds of a fixed pure-Python loop (1,000,000 additions), independent of
+    this project's code: figures of runs on differently loaded machines compare after
+    dividing by it."""
+    begin = time.process_time()
+    total = 0
+    for i in range(1_000_000):
+        total += i
+    return (time.process_time() - begin) * 1e3
+
+
 def rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as status:
         for line in status:
