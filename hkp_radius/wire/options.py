@@ -180,6 +180,10 @@ Option = Union[HandoverNonce, MacOption, Timestamp, MobileNodeIdentifier, Unknow
 # ---- decoding ------------------------------------------------------------------
 
 
+_NONCE_SUBTYPES = frozenset(int(member) for member in NonceSubtype)
+_MAC_SUBTYPES = frozenset(int(member) for member in MacSubtype)
+
+
 def _decode_nonce(body: Reader, offset: int) -> Option:
     subtype = body.u8("Handover Nonce subtype")
     body.u8("Handover Nonce reserved")  # draft §5.2.1: ignored on reception
@@ -256,14 +260,8 @@ def decode_options(reader: Reader, cp: CodePoints = DEFAULT_CODE_POINTS) -> tupl
             if last_was_mac:
                 raise OptionOrderError(f"Pad1 at offset {offset} follows a MAC option (P2)")
             continue
-        # The detailed `what` texts are built only on the way to an error (issue 14:
-        # three f-strings per option were a tenth of a decode).
-        if not reader.remaining():
-            reader.u8(f"length of option {option_type} at offset {offset}")  # raises
-        length = reader.u8("option length")
-        if length > reader.remaining():
-            reader.restrict_to(length, f"option {option_type} at offset {offset}")  # raises
-        body = reader.restrict_to(length, "option")
+        length = reader.u8("length of option %d at offset %d", option_type, offset)
+        body = reader.restrict_to(length, "option %d at offset %d", option_type, offset)
         if option_type == cp.padn_option:
             if last_was_mac:
                 raise OptionOrderError(f"PadN at offset {offset} follows a MAC option (P2)")
@@ -274,8 +272,7 @@ def decode_options(reader: Reader, cp: CodePoints = DEFAULT_CODE_POINTS) -> tupl
             if decoder
             else UnknownOption(option_type, body.read(length, "unknown option"))
         )
-        if body.remaining():
-            body.expect_end(f"option {option_type} at offset {offset}")  # raises
+        body.expect_end("option %d at offset %d", option_type, offset)
         is_mac = isinstance(option, MacOption)
         if last_was_mac and not is_mac:
             raise OptionOrderError(
