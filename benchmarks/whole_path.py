@@ -165,6 +165,7 @@ def round_of(ar: Ar, hks: FreeRadiusInstance, count: int, users: int, concurrenc
     result = udpload.run(
         requests, ("::1", ar.port), concurrency, keep_answers=True,
         matches=lambda request, answer: message_id(answer) == by_bytes[request],
+        lane=lambda i: i % users,  # one lane per identity: its timestamps reach the HKS in order
     )  # fmt: skip
     ar_cpu = udpload.cpu_seconds(ar_pid) - ar0
     threads = {
