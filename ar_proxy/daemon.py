@@ -33,6 +33,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Hashable
 
+import uvloop
 from pyrad.dictionary import Dictionary
 
 import hkp_radius
@@ -76,7 +77,12 @@ EXIT_STARTUP = 3
 
 
 def address_text(address: bytes | None) -> str | None:
-    return None if address is None else str(ipaddress.IPv6Address(address))
+    return None if address is None else _address_text(address)
+
+
+@functools.lru_cache(maxsize=4096)  # log lines name the same CoAs again and again
+def _address_text(address: bytes) -> str:
+    return str(ipaddress.IPv6Address(address))
 
 
 def nai_text(nai: bytes | None) -> str | None:
@@ -570,7 +576,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hkp-ar: [log] file: cannot open it: {exc}", file=sys.stderr)
         return EXIT_STARTUP
     try:
-        return asyncio.run(serve(config, sink))
+        # uvloop (libuv): the loop's own work per datagram and timer in C (issue 14).
+        code: int = uvloop.run(serve(config, sink))
+        return code
     finally:
         sink.stop()  # every queued line written
 

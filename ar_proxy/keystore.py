@@ -25,6 +25,8 @@ from typing import Union
 
 from hkp_radius.ar.keys import StoredKey
 
+from .logs import name_this_thread
+
 log = logging.getLogger("hkp-ar.keystore")
 
 SCHEMA = """
@@ -103,7 +105,8 @@ class SqliteKeyStore:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(handover_keys)")}
         if "last_timestamp" not in columns:
             self._db.execute(MIGRATION)
-        self._queue: queue.Queue[_Op] = queue.Queue()
+        # SimpleQueue: no Condition to wait on and notify per change (issue 14 profile).
+        self._queue: queue.SimpleQueue[_Op] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -162,6 +165,7 @@ class SqliteKeyStore:
         return True
 
     def _write_loop(self) -> None:
+        name_this_thread("hkp-ar-keystore")
         try:
             while True:
                 op = self._queue.get()

@@ -49,10 +49,14 @@ class Metrics:
         keys = Gauge("hkp_ar_keys", "handover keys held", registry=self.registry)
         keys.set_function(lambda: float(keys_held()))
         self.server: Any = None
+        self._by_outcome: dict[str, Any] = {}
 
     def exchange(self, outcome: str, seconds: float) -> None:
         self.exchanges[outcome] += 1
-        self._exchanges.labels(outcome).inc()
+        child = self._by_outcome.get(outcome)
+        if child is None:  # labels() looks up under a lock: once per outcome
+            child = self._by_outcome[outcome] = self._exchanges.labels(outcome)
+        child.inc()
         self._duration.observe(seconds)
 
     def discard(self, reason: str) -> None:

@@ -152,7 +152,7 @@ def round_of(
     cpu0 = udpload.cpu_seconds(pid)
     result = udpload.run(
         requests, (instance.address, instance.port), concurrency, keep_answers=True,
-        matches=same_id,
+        matches=same_id, lane=lambda i: i % users,  # one lane per NAI: timestamps in order
     )  # fmt: skip
     cpu = udpload.cpu_seconds(pid) - cpu0
     accepts = sum(1 for answer in result.answers if answer[0] == pyrad.packet.AccessAccept)

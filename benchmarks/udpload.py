@@ -9,6 +9,7 @@ servers) is read from /proc around the run.
 
 from __future__ import annotations
 
+import collections
 import os
 import selectors
 import socket
@@ -24,6 +25,33 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """utime + stime per thread name (/proc/PID/task/*/comm; hkp-ar names its log and
+    key-store threads, the event loop is the thread named after the process)."""
+    out: dict[str, float] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as comm:
+                name = "loop" if tid == str(pid) else comm.read().strip()
+            with open(f"/proc/{pid}/task/{tid}/stat") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return out
+
+
+def calibration_ms() -> float:
+    """CPU milliseconds of a fixed pure-Python loop (1,000,000 additions), independent of
+    this project's code: figures of runs on differently loaded machines compare after
+    dividing by it."""
+    begin = time.process_time()
+    total = 0
+    for i in range(1_000_000):
+        total += i
+    return (time.process_time() - begin) * 1e3
 
 
 def rss_kib(pid: int) -> int:
@@ -66,15 +94,30 @@ def run(
     keep_answers: bool = False,
     on_answer: Callable[[int], None] | None = None,
     matches: Callable[[bytes, bytes], bool] | None = None,
+    lane: Callable[[int], int] | None = None,
 ) -> Result:
-    """`matches(request, answer)` tells a late duplicate answer from the awaited one."""
+    """`matches(request, answer)` tells a late duplicate answer from the awaited one.
+    `lane(i)`: the socket (0 .. concurrency-1) that sends request i, each socket its
+    requests in order; give every identity one lane, and no identity ever has two
+    requests in flight nor one overtaking the other (its timestamps reach the server in
+    order: a lagging socket otherwise lets a later request of the same identity win and
+    the earlier one is refused as a replay). Default: any free socket takes the next."""
     family = socket.AF_INET6 if ":" in target[0] else socket.AF_INET
     result = Result()
     selector = selectors.DefaultSelector()
     sockets = []
     slots: dict[int, tuple[int, float, int]] = {}  # fd -> (request index, sent at, tries)
-    next_index = 0
+    positions: dict[int, int] = {}  # fd -> its lane
     total = len(requests)
+    width = min(concurrency, total)
+    queues: list[collections.deque[int]] = [collections.deque() for _ in range(width)]
+    for index in range(total):
+        queues[lane(index) % width if lane is not None else 0].append(index)
+    shared = lane is None  # one queue that every socket takes from
+
+    def next_for(position: int) -> int | None:
+        queue = queues[0 if shared else position]
+        return queue.popleft() if queue else None
 
     def send(sock: socket.socket, index: int, tries: int) -> None:
         sock.send(requests[index])
@@ -82,15 +125,17 @@ def run(
 
     cpu0, wall0 = time.process_time(), time.perf_counter()
     try:
-        for _ in range(min(concurrency, total)):
+        for position in range(width):
             sock = socket.socket(family, socket.SOCK_DGRAM)
             sock.setblocking(False)
             sock.connect(target)
             sockets.append(sock)
+            positions[sock.fileno()] = position
             selector.register(sock, selectors.EVENT_READ, sock)
-            send(sock, next_index, 0)
-            next_index += 1
-            result.sent += 1
+            first = next_for(position)
+            if first is not None:
+                send(sock, first, 0)
+                result.sent += 1
         while slots:
             events = selector.select(timeout / 4)
             now = time.perf_counter()
@@ -110,9 +155,9 @@ def run(
                     result.answers.append(data)
                 if on_answer is not None:
                     on_answer(result.answered)
-                if next_index < total:
-                    send(sock, next_index, 0)
-                    next_index += 1
+                following = next_for(positions[sock.fileno()])
+                if following is not None:
+                    send(sock, following, 0)
                     result.sent += 1
             for sock in sockets:
                 slot = slots.get(sock.fileno())
@@ -125,9 +170,9 @@ def run(
                 else:
                     del slots[sock.fileno()]
                     result.failed += 1
-                    if next_index < total:
-                        send(sock, next_index, 0)
-                        next_index += 1
+                    following = next_for(positions[sock.fileno()])
+                    if following is not None:
+                        send(sock, following, 0)
                         result.sent += 1
     finally:
         result.wall = time.perf_counter() - wall0

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hkp_radius.mn import MNConfig
-from mn_client import LoadFigures, UdpTransport, run_load
+from mn_client import LoadResult, UdpTransport, run_load
 
 from .lab import Lab, LabError, wait_for
 
@@ -43,7 +43,7 @@ def ar_events(log: Path, name: str) -> list[dict[str, Any]]:
     return found
 
 
-def _load(lab: Lab, total: int, out: list[LoadFigures]) -> None:
+def _load(lab: Lab, total: int, out: list[LoadResult]) -> None:
     mapped = ipaddress.IPv6Address(lab.ar_host).ipv4_mapped
     ar_id = ipaddress.IPv6Address(lab.ar_id).packed
     endpoint = (str(mapped or lab.ar_host), lab.ar_port)
@@ -63,7 +63,7 @@ def run_failover(lab: Lab, say: Callable[[str], None]) -> bool:
     say(f"\n[failover] {LOAD_EXCHANGES} exchanges, {LOAD_IN_FLIGHT} in flight; {name} "
         f"(port {victim.port}) is killed after {KILL_AFTER}")  # fmt: skip
     already = len(ar_events(lab.ar_log, "exchange"))
-    figures: list[LoadFigures] = []
+    figures: list[LoadResult] = []
     worker = threading.Thread(target=_load, args=(lab, LOAD_EXCHANGES, figures))
     worker.start()
     try:
@@ -104,7 +104,7 @@ def run_failover(lab: Lab, say: Callable[[str], None]) -> bool:
     say(f"    requests to {name} while dead: "
         f"{alive['requests'] - dead[-1]['requests'] if dead else '?'} (probes only)")  # fmt: skip
     before = victim.log_text().count("Accept")
-    second: list[LoadFigures] = []
+    second: list[LoadResult] = []
     _load(lab, 40, second)
     reached = victim.log_text().count("Accept") > before
     say(f"    then {second[0].succeeded} of 40 exchanges, {name} issued keys again: "

@@ -51,10 +51,11 @@ def make_identities() -> list[Identity]:
 
 
 # Identities for load generation (`hkp-mn load --lab`, benchmarks/mn_load.py), apart from
-# the scenario identities: an MN does not reuse a Message ID with one AR within
-# MESSAGE_ID_REUSE_GUARD (2 s), so one identity sustains at most 128 exchanges/s with
-# one AR; 32 of them allow ~4000/s, well above what one lab machine reaches.
-LOAD_IDENTITIES = 32
+# the scenario identities. The load generator keeps one exchange per identity in flight
+# (mn_client.load), so -c needs as many identities; and an MN does not reuse a Message ID
+# with one AR within MESSAGE_ID_REUSE_GUARD (4 s), so one identity sustains at most 64
+# exchanges/s: 256 allow 256 in flight and ~16,000 keys/s.
+LOAD_IDENTITIES = 256
 
 
 def make_load_identities() -> list[Identity]:

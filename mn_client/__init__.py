@@ -8,15 +8,9 @@ from .describe import describe_event, status_name
 from .driver import Driver, system_random
 from .hmk import HmkFileError, parse_hmk, read_hmk_file
 from .keyfile import KeyFile, KeyFileError
+from .load import LoadResult, LoadRun, progress_line, run_load
 from .lossy import LossyTransport, SkippingClock
-from .session import (
-    ExchangeResult,
-    LoadFigures,
-    exchange_deadline,
-    run_exchange,
-    run_load,
-    starter,
-)
+from .session import ExchangeResult, exchange_deadline, run_exchange, starter
 from .transport import (
     UDP_DEFAULT_PORT,
     RawIPv6Transport,
@@ -33,7 +27,8 @@ __all__ = [
     "HmkFileError",
     "KeyFile",
     "KeyFileError",
-    "LoadFigures",
+    "LoadResult",
+    "LoadRun",
     "LossyTransport",
     "RawIPv6Transport",
     "SkippingClock",
@@ -43,6 +38,7 @@ __all__ = [
     "exchange_deadline",
     "parse_endpoint",
     "parse_hmk",
+    "progress_line",
     "read_hmk_file",
     "run_exchange",
     "run_load",

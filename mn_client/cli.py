@@ -34,7 +34,8 @@ from .describe import describe_event
 from .driver import system_random
 from .hmk import HmkFileError, parse_hmk, read_hmk_file
 from .keyfile import KeyFile, KeyFileError, default_path
-from .session import exchange_deadline, run_exchange, run_load, starter
+from .load import progress_line, run_load
+from .session import exchange_deadline, run_exchange, starter
 from .transport import (
     UDP_DEFAULT_PORT,
     RawIPv6Transport,
@@ -94,9 +95,13 @@ class Target:
         self.identities: list[tuple[bytes, bytes]] = []
         if lab is not None:
             # `load` spreads over the lab's load identities (one MN sustains at most
-            # 256 Message IDs per MESSAGE_ID_REUSE_GUARD with one AR).
-            pool = lab.get("load_identities") if args.command == "load" and not args.nai else None
-            for item in pool or lab["identities"]:
+            # 256 Message IDs per MESSAGE_ID_REUSE_GUARD with one AR, and -c needs as many).
+            pool = lab["identities"]
+            if args.command == "load" and not args.nai:
+                pool = lab.get("load_identities") or pool
+            elif args.nai:  # any of the lab's identities by name
+                pool = [*pool, *lab.get("load_identities", [])]
+            for item in pool:
                 if item.get("prohibited") and item["nai"] != args.nai:
                     continue  # the lab's HKS refuses this one by design
                 self.identities.append((item["nai"].encode(), bytes.fromhex(item["hmk"])))
@@ -280,15 +285,28 @@ def cmd_load(args: argparse.Namespace) -> int:
         coas = _load_coas(args, probe, target.ar_id, len(configs))
     finally:
         probe.close()
-    figures = run_load(configs, target.transport, target.ar_id, args.n, args.c, coas)
-    if args.json:
-        print(json.dumps({**figures.__dict__, "latencies": None, "lines": figures.lines()}))
-    else:
+
+    def progress(snapshot: dict[str, Any]) -> None:
+        print(progress_line(snapshot), file=sys.stderr, flush=True)
+
+    if not args.json:
         print(f"load: {args.n} requests, {args.c} in flight, {len(configs)} identities, "
-              f"{target.describe()}")  # fmt: skip
-        for line in figures.lines():
+              f"{target.describe()}", flush=True)  # fmt: skip
+    try:
+        result = run_load(
+            configs, target.transport, target.ar_id, args.n, args.c, coas,
+            per_identity=args.per_identity,
+            progress=progress if args.progress > 0 else None,
+            progress_interval=args.progress or 1.0,
+        )  # fmt: skip
+    except ValueError as exc:  # the identities cannot carry -c
+        raise UsageError(f"-c {args.c}: {exc}") from None
+    if args.json:
+        print(json.dumps(result.as_json(), indent=1))
+    else:
+        for line in result.lines():
             print(line)
-    return EXIT_OK if figures.failed == 0 else EXIT_FAILED
+    return EXIT_OK if result.failed == 0 else EXIT_FAILED
 
 
 def _seconds(text: str) -> float:
@@ -367,6 +385,20 @@ def build_parser() -> argparse.ArgumentParser:
     load = sub.add_parser("load", parents=[common], help="load generator")
     load.add_argument("-n", type=_count(1), default=1000, help="requests in all")
     load.add_argument("-c", type=_count(1), default=50, help="requests in flight")
+    load.add_argument(
+        "--per-identity",
+        type=_count(1),
+        default=1,
+        help="exchanges of one identity in flight (default 1: more may reach the HKS "
+        "out of timestamp order)",
+    )
+    load.add_argument(
+        "--progress",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="a progress line on stderr every SECONDS (default 5; 0: none)",
+    )
     load.set_defaults(func=cmd_load)
     return parser
 

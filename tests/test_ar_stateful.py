@@ -38,6 +38,7 @@ from hkp_radius.ar.events import (
     ValidateCoA,
 )
 from hkp_radius.ar.keys import StoredKey
+from hkp_radius.ar.state import State
 from hkp_radius.constants import NULL_COA, Status
 from hkp_radius.wire.messages import HKResp
 from tests.ar_helpers import COA, COA2, HMK, HMK2, NAI, NAI2, build_hkreq, decode_hkresp, ip6
@@ -316,6 +317,16 @@ class ARMachine(RuleBasedStateMachine):
     def resends_never_exceed_copies(self) -> None:
         for key, times in self.sends.items():
             assert len(times) - 1 <= self.copies.get(key, 0)
+
+    @invariant()
+    def claims_index_matches_the_records(self) -> None:
+        """The §7.4 claim index (issue 14) is exactly the held, unanswered records."""
+        ar = self.h.ar
+        expected: dict[bytes, dict[int, bytes]] = {}
+        for record in ar._records.values():
+            if record.state is not State.ANSWERED:
+                expected.setdefault(record.request.care_of_address, {})[record.ref] = record.nai
+        assert ar._claims == expected
 
     @invariant()
     def next_step(self) -> None:

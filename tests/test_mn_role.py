@@ -548,9 +548,14 @@ def test_message_id_not_reused_while_the_ar_may_still_cache_its_answer() -> None
     assert sorted(used) == list(range(256))
     with pytest.raises(LocalProtocolError, match="HKEY_REQ_TOUT"):
         mn.request_key(AR_ID, T0 + 1.0, COA)
-    later = T0 + MESSAGE_ID_REUSE_GUARD + 0.001
-    mn.request_key(AR_ID, later, COA)
+    # When one is free again: the first ID leaves the guard (the load generator waits).
+    assert mn.message_id_free_at(AR_ID, T0 + 1.0) == T0 + MESSAGE_ID_REUSE_GUARD
+    assert mn.message_id_free_at(AR2_ID, T0 + 1.0) == T0 + 1.0
+    mn.request_key(AR_ID, T0 + MESSAGE_ID_REUSE_GUARD, COA)
     assert decode_message(mn.datagrams_to_send()[0].data).message_id == used[0]
+    later = T0 + MESSAGE_ID_REUSE_GUARD + 0.0015
+    mn.request_key(AR_ID, later, COA)
+    assert decode_message(mn.datagrams_to_send()[0].data).message_id == used[1]
     # Another AR keeps its own Message IDs.
     other = bytes(15) + b"\x09"
     mn.request_key(other, T0 + 1.0, COA)

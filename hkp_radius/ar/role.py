@@ -24,6 +24,7 @@ from collections.abc import Callable, Hashable, Iterable
 
 from hkp_radius import crypto
 from hkp_radius.ar.admission import Admission
+from hkp_radius.ar.claims import Claims
 from hkp_radius.ar.config import ARConfig, NullCoA
 from hkp_radius.ar.events import (
     Action,
@@ -75,6 +76,9 @@ class AccessRouter:
         self.keys = KeyTable(config.max_keys_per_nai)
         self._records: dict[tuple[bytes, int], Record] = {}
         self._by_ref: dict[int, Record] = {}
+        # §7.4 claims: CoA -> {ref: NAI} of the records held and not yet answered, so the
+        # check of a new request costs a lookup, not a scan of every record (issue 14).
+        self._claims = Claims()
         self._deadlines: list[tuple[float, int]] = []  # lazy heap of (deadline, ref)
         self._next_ref = 1
         # TRANS_RATE per NAI, oldest answer first so that on_timer prunes from the front.
@@ -218,7 +222,7 @@ class AccessRouter:
         holder = self.keys.holder_of(request.care_of_address)
         if holder is not None and holder.nai != nai:
             return Input.COA_TAKEN
-        if holder is None and self._claimed_in_flight(record):
+        if holder is None and self._claims.claimed_by_another(record):
             return Input.COA_TAKEN
         return self._hks_slot(
             record, Input.NEEDS_COA_CHECK if holder is None else Input.NEEDS_HKS, now
@@ -267,7 +271,7 @@ class AccessRouter:
             return Input.VERIFIED_BOUND
         if holder is not None and holder.nai != nai:
             return Input.COA_TAKEN
-        if self._claimed_in_flight(record):
+        if self._claims.claimed_by_another(record):
             return Input.COA_TAKEN
         return Input.NEEDS_BINDING_CHECK
 
@@ -317,17 +321,6 @@ class AccessRouter:
             return bool(self.keys.for_nai(nai, now))
         return policy is NullCoA.ALWAYS
 
-    def _claimed_in_flight(self, record: Record) -> bool:
-        """§7.4: "The AR must ensure that the CoA claimed by the MN does not belong to any
-        other node": another MN's request for the same CoA is still in progress."""
-        coa = record.request.care_of_address
-        return any(
-            other.nai != record.nai
-            and other.request.care_of_address == coa
-            and other.state is not State.ANSWERED
-            for other in self._records.values()
-        )
-
     def _verify_rate_exceeded(self, nai: bytes, now: float) -> bool:
         last = self._last_verify_answer.get(nai)
         return last is not None and now - last < self.config.trans_interval
@@ -346,6 +339,7 @@ class AccessRouter:
                 self.admission.asking(record.ref, record.nai)
             elif previous in _AT_HKS and next_state not in _AT_HKS:
                 self.admission.answered(record.ref)
+        self._claims.track(record)
         if next_state is State.CLOSED:
             self._records.pop(record.key, None)
             self._by_ref.pop(record.ref, None)

@@ -22,9 +22,9 @@ from hkp_radius.constants import (
     MacAlgorithm,
     MacSubtype,
 )
-from hkp_radius.errors import DecodeError, HMKTooShortError, LocalProtocolError
-from hkp_radius.wire.messages import Message, decode_message
-from hkp_radius.wire.options import MAC_AUTH_LENGTHS, MacOption
+from hkp_radius.errors import HMKTooShortError, LocalProtocolError
+from hkp_radius.wire.messages import Message, mac_offsets
+from hkp_radius.wire.options import MAC_AUTH_LENGTHS
 
 _HASHES: dict[int, Callable[[], hashlib._Hash]] = {
     PRF.HMAC_SHA1: hashlib.sha1,
@@ -135,18 +135,15 @@ def sign_message(
     """Encode `message` and fill the AUTH of each of its MAC options in order (P3):
     the MN-HKS MAC first, then the MN-AR MAC over it. `keys` maps subtype to key."""
     wire = message.encode(code_points)
-    try:
-        laid_out = decode_message(wire, code_points)
-    except DecodeError as exc:  # our own encoder produced it: a local bug
-        raise LocalProtocolError(f"encoder produced an undecodable message: {exc}") from None
-    for option in laid_out.options:
-        if not isinstance(option, MacOption) or option.offset is None:
-            continue
-        subtype = MacSubtype(option.subtype)
+    for option, offset in mac_offsets(message, wire, code_points):
+        try:
+            subtype = MacSubtype(option.subtype)
+        except ValueError:
+            raise LocalProtocolError(f"MAC option of unknown subtype {option.subtype}") from None
         if subtype not in keys:
             raise LocalProtocolError(f"no key given for the {subtype.name} MAC option")
-        end = option.offset + MAC_OPTION_HEADER_LENGTH
-        auth = compute_mac(option.algorithm, keys[subtype], _mac_input(wire, option.offset))
+        end = offset + MAC_OPTION_HEADER_LENGTH
+        auth = compute_mac(option.algorithm, keys[subtype], _mac_input(wire, offset))
         wire = wire[:end] + auth + wire[end + len(auth) :]
     return wire
 

@@ -19,10 +19,12 @@ from hkp_radius.constants import (
 from hkp_radius.errors import ConfigError
 from hkp_radius.wire.options import MobileNodeIdentifier
 
-# §6.3: the AR keeps its answer to a (NAI, Message ID) for HKEY_REQ_TOUT after sending
-# it, which may be up to HKEY_REQ_TOUT after our last transmission: a Message ID is not
-# reused with the same AR sooner than twice that.
-MESSAGE_ID_REUSE_GUARD = 2 * HKEY_REQ_TOUT
+# §6.3, P10 (v1.1): the AR keeps its answer to a (NAI, Message ID) for
+# N_HO_KEYTRIES x HKEY_REQ_TOUT (3 s) after sending it, and discards any other HKReq under
+# that pair meanwhile. So a Message ID is not reused with the same AR sooner than that
+# after our last transmission of it or the end of its exchange (the answer's arrival),
+# whichever is later, plus one HKEY_REQ_TOUT for the answer's way and clock rates.
+MESSAGE_ID_REUSE_GUARD = (N_HO_KEYTRIES + 1) * HKEY_REQ_TOUT
 
 
 @dataclass(frozen=True)

@@ -488,19 +488,36 @@ class MobileNode:
         """Finished: keep the exchange one HKEY_REQ_TOUT for late copies of the answer."""
         exchange.hint = None
         exchange.deadline = now + self.config.request_timeout
+        self._last_sent[(exchange.ar_id, exchange.message_id)] = now  # the guard's start
+
+    def message_id_free_at(self, ar_id: bytes, now: float) -> float | None:
+        """When a new exchange with `ar_id` can get a Message ID (§6.2.1): `now` if one is
+        free, else when the first guarded ID leaves MESSAGE_ID_REUSE_GUARD; None while
+        every one is held by an exchange in flight (its end is an event)."""
+        in_use = self._ids_in_use(ar_id, None)
+        guard = MESSAGE_ID_REUSE_GUARD
+        guarded = [t for (a, m), t in self._last_sent.items()
+                   if a == ar_id and m not in in_use and t + guard > now]  # fmt: skip
+        if len(in_use) + len(guarded) < 256:
+            return now
+        return min(guarded) + guard if guarded else None
+
+    def _ids_in_use(self, ar_id: bytes, exchange: _Exchange | None) -> set[int]:
+        return {
+            e.message_id
+            for e in self._exchanges.values()
+            if e.ar_id == ar_id and e is not exchange and e.state not in FINISHED
+        }
 
     def _allocate_message_id(self, exchange: _Exchange, now: float) -> int:
         """§6.2.1: a unique Message ID: a sequence from a random start, skipping IDs that
-        other exchanges with the same AR use, and IDs sent to that AR less than
-        MESSAGE_ID_REUSE_GUARD ago: the AR still holds its answer to those (§6.3 caches
-        it for HKEY_REQ_TOUT) and would re-send that instead of asking the HKS."""
-        in_use = {
-            e.message_id
-            for e in self._exchanges.values()
-            if e.ar_id == exchange.ar_id and e is not exchange and e.state not in FINISHED
+        other exchanges with the same AR use, and IDs sent to that AR (or whose exchange
+        ended) less than MESSAGE_ID_REUSE_GUARD ago: the AR still holds its answer to
+        those (P10) and would discard a new HKReq under the same ID."""
+        in_use = self._ids_in_use(exchange.ar_id, exchange)
+        self._last_sent = {
+            k: t for k, t in self._last_sent.items() if t + MESSAGE_ID_REUSE_GUARD > now
         }
-        horizon = now - MESSAGE_ID_REUSE_GUARD
-        self._last_sent = {k: t for k, t in self._last_sent.items() if t > horizon}
         for _ in range(256):
             candidate = self._next_message_id
             self._next_message_id = (candidate + 1) % 256

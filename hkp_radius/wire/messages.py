@@ -108,6 +108,22 @@ def _frame(mh_type: int, fixed: bytes, options: tuple[Option, ...], cp: CodePoin
     return b"".join([header, fixed, *head, pad, *macs])
 
 
+def mac_offsets(
+    message: HKReq | HKResp, wire: bytes, cp: CodePoints = DEFAULT_CODE_POINTS
+) -> list[tuple[MacOption, int]]:
+    """Where `message.encode(cp)` (= `wire`) put each MAC option: _frame writes them
+    last, in their order, after the padding. Saves sign_message a decode of its own
+    output (issue 14: half the cost of signing)."""
+    macs = [o for o in message.options if isinstance(o, MacOption)]
+    sizes = [len(o.encode(cp)) for o in macs]
+    at = len(wire) - sum(sizes)
+    placed = []
+    for option, size in zip(macs, sizes, strict=True):
+        placed.append((option, at))
+        at += size
+    return placed
+
+
 @dataclass(frozen=True)
 class HKReq(_OptionAccessors):
     """Draft §5.1.1: Message ID | V | PRF | Reserved | Key CoA | options."""

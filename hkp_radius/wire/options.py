@@ -44,6 +44,11 @@ def _tlv(option_type: int, body: bytes) -> bytes:
     return bytes((option_type, len(body))) + body
 
 
+# Known subtypes as plain sets: `Enum.__members__` builds a mapping on every call.
+_NONCE_SUBTYPES = frozenset(int(m) for m in NonceSubtype)
+_MAC_SUBTYPES = frozenset(int(m) for m in MacSubtype)
+
+
 @dataclass(frozen=True)
 class HandoverNonce:
     """Draft §5.2.1: Subtype | Reserved | Nonce."""
@@ -52,7 +57,7 @@ class HandoverNonce:
     nonce: bytes
 
     def __post_init__(self) -> None:
-        if self.subtype not in NonceSubtype.__members__.values():
+        if self.subtype not in _NONCE_SUBTYPES:
             raise LocalProtocolError(f"Handover Nonce subtype {self.subtype} is not 1 or 2")
         if not NONCE_MIN_LENGTH <= len(self.nonce) <= NONCE_MAX_LENGTH:
             raise LocalProtocolError(
@@ -83,7 +88,7 @@ class MacOption:
     offset: int | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.subtype not in MacSubtype.__members__.values():
+        if self.subtype not in _MAC_SUBTYPES:
             raise LocalProtocolError(f"MAC option subtype {self.subtype} is not 1 or 2")
         if not 0 <= self.algorithm <= 0x0F:
             raise LocalProtocolError(f"MAC Algorithm Type {self.algorithm} does not fit 4 bits")

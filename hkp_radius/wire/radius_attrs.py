@@ -8,6 +8,7 @@ only) alone.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -127,6 +128,11 @@ def ipv6_text(address: bytes) -> str:
     LocalProtocolError (an address we were asked to send)."""
     if len(address) != IPV6_ADDRESS_LENGTH:
         raise LocalProtocolError("an IPv6 address is 16 octets")
+    return _ipv6_text(address)
+
+
+@functools.lru_cache(maxsize=4096)  # the AR's address and its MNs' CoAs repeat (issue 14)
+def _ipv6_text(address: bytes) -> str:
     return str(ipaddress.IPv6Address(address))
 
 

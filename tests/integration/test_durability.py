@@ -191,6 +191,21 @@ def test_ar_killed_between_accept_and_reply_keeps_every_key_it_announced() -> No
         restarted = ArProcess(ar_dir, config).start()  # the store as the daemon reads it
         try:
             assert restarted.ready["keys"] >= len(told)
+            # Each MN returns with the key it was told (V flag, MN-AR MAC with the HK,
+            # §6.2.3): the restarted AR knows it, or it would stay silent (§6.3.1).
+            coas = {nai: ip6(f"2001:db8:1::{m + 1:x}") for m, (nai, _) in requests.items()}
+            with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as mn:
+                mn.bind(("::1", 0))
+                for nai, (spi, hk) in told.items():
+                    verify = build_hkreq(
+                        message_id=200, nai=nai, coa=coas[nai], verify=True, hk=hk,
+                        with_hks_mac=False, timestamp=wall_stamp(),
+                    )  # fmt: skip
+                    mn.sendto(verify, ("::1", restarted.udp_port))
+                    ready, _, _ = select.select([mn], [], [], DEADLINE)
+                    assert ready, f"the restarted AR does not know {nai!r}'s key {spi}"
+                    answer = decode_hkresp(mn.recv(4096))
+                    assert answer.status == Status.SUCCESS and answer.spi == spi, answer
         finally:
             restarted.stop()
     finally:
