@@ -11,6 +11,10 @@ class Claims:
     def __init__(self) -> None:
         self._by_coa: dict[bytes, dict[int, bytes]] = {}
 
+    def by_coa(self) -> dict[bytes, dict[int, bytes]]:
+        """CoA -> {request ref: NAI} of the requests in progress (a copy, for checks)."""
+        return {coa: dict(claims) for coa, claims in self._by_coa.items()}
+
     def claimed_by_another(self, record: Record) -> bool:
         """Another MN's request for the same CoA is still in progress."""
         claims = self._by_coa.get(record.request.care_of_address, {})
