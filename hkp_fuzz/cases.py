@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hkp_radius.constants import MacSubtype
+
 from . import mh as mh_level
 from .radius import (
     HKP_VENDOR,
@@ -406,6 +408,29 @@ class Generator:
         ]
         self.judge_radius = _judge_radius(setup)
         self.judge_mh = _judge_mh(self.hmk)
+        self.mac_offset = self._template_mac_offset()
+
+    def _template_mac_offset(self) -> int | None:
+        """Where a template's MAC option is, if Signer.sign_at there gives what
+        Signer.sign gives (checked on two templates); else None: sign walks them."""
+        probe = random.Random("hkp-fuzz/mac-offset")
+        samples = [self.templates.draw(probe) for _ in range(2)]
+        offset = len(samples[0]) - 24  # MAC option: type, length, subtype, algorithm, 20
+        for wire in samples:
+            if len(wire) != len(samples[0]) or wire[offset : offset + 3] != bytes(
+                (mh_level.MAC_OPTION, 22, MacSubtype.MN_HKS)
+            ):
+                return None
+            if wire[4:6] != b"\x00\x00" or self.signer.sign_at(wire, offset) != (
+                self.signer.sign(wire)
+            ):
+                return None
+        return offset
+
+    def sign_template(self, wire: bytes) -> bytes:
+        if self.mac_offset is None or len(wire) != self.mac_offset + 24:
+            return self.signer.sign(wire)
+        return self.signer.sign_at(wire, self.mac_offset)
 
     def attributes(self, wire: bytes, rng: random.Random) -> Attributes:
         step = 247 if rng.random() < 0.9 else rng.randint(1, 246)
@@ -430,7 +455,7 @@ class Generator:
                 rng, wire, self.hmk, count=rng.choice(_COUNTS), signer=self.signer
             )
         else:
-            wire = self.signer.sign(wire)
+            wire = self.sign_template(wire)
         if setup.target == "mh":
             return Case("mh", setup.seed, index, chain, mh=wire, judge=self.judge_mh)
         authenticator = rng.randbytes(16)

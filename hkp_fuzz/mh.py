@@ -169,6 +169,20 @@ class Signer:
         self.hiks[key] = hik
         return hik
 
+    def sign_at(self, wire: bytes, offset: int) -> bytes:
+        """`sign` for a wire whose one MAC option is an MN-HKS one at `offset` of a
+        known PRF and algorithm with zero Checksum (a template): no option walk."""
+        if self.hmk is None:
+            return wire
+        algorithm = wire[offset + 3] & 0x0F
+        hik = self._hik((wire[7] >> 4) & 0x07, wire[6], algorithm)
+        if hik is None:
+            return wire
+        end = offset + 4
+        auth_length = wire[offset + 1] - 2
+        auth = crypto.compute_mac(algorithm, hik, wire[:end])[:auth_length]
+        return wire[:end] + auth + wire[end + len(auth) :]
+
     def sign(self, wire: bytes) -> bytes:
         if self.hmk is None or len(wire) < HEADER_LENGTH + FIXED_LENGTH:
             return wire
