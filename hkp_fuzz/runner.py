@@ -116,6 +116,7 @@ class Run:
     # mh: when each Message ID was last sent (a sequence number), for the probe
     id_last: list[int] = field(default_factory=lambda: [0] * 256)
     id_sequence: int = 0
+    probed_at: float = 0.0  # when the latest liveness probe in the run ended
 
     # --- sockets ---
 
@@ -281,13 +282,7 @@ class Run:
                     wait = 0.05
                 if rate and not exhausted:
                     wait = min(wait, 1.0 / rate)
-                for fd, _ in self.poller.poll(min(wait, 0.05)):
-                    ready = self.slot_of.get(fd)
-                    if ready is None:
-                        self._late(fd)
-                        continue
-                    for data in _drain(self.socks[ready]):
-                        self._reply(ready, data, flights)
+                self._read(flights, min(wait, 0.05))
                 now = monotonic()
                 if self.retired:
                     self._forget_retired(now)
@@ -301,7 +296,14 @@ class Run:
                         continue
                     del flights[flight.slot]
                     self._release(flight)
-                    if self.answered_sent > flight.sent or self.alive():
+                    if self.answered_sent > flight.sent:
+                        self._count(flight.case, "no-answer")
+                        continue
+                    alive = self.alive()
+                    # the answers that came while the probe blocked, before judging more
+                    self.probed_at = monotonic()
+                    self._read(flights, 0.0)
+                    if alive or self.answered_sent > flight.sent:
                         self._count(flight.case, "no-answer")
                         continue
                     gone = options.watch_pid is not None and not _pid_alive(options.watch_pid)
@@ -335,6 +337,15 @@ class Run:
             self._anomaly("memory", last, f"RSS grew from {rss_start} KiB to {rss_end} KiB")
         return self
 
+    def _read(self, flights: dict[int, _Flight], wait: float) -> None:
+        for fd, _ in self.poller.poll(wait):
+            ready = self.slot_of.get(fd)
+            if ready is None:
+                self._late(fd)
+                continue
+            for data in _drain(self.socks[ready]):
+                self._reply(ready, data, flights)
+
     def _release(self, flight: _Flight, answered: bool = False) -> None:
         if flight.authenticator:
             self.previous.setdefault(flight.slot, []).append(flight.authenticator)
@@ -363,9 +374,12 @@ class Run:
             self.answered_sent = flight.sent
         latency = time.monotonic() - flight.sent
         outcome = self._judge(flight.case, data, reply)
-        if outcome is not None and self._slow(latency):
-            self._anomaly("slow", flight.case, f"answered after {latency:.3f} s")
-        self.latencies.append(latency)
+        # an answer to a case sent before a probe ended may have waited while the probe
+        # blocked: its latency is not known, so it neither counts nor is judged slow
+        if flight.sent >= self.probed_at:
+            if outcome is not None and self._slow(latency):
+                self._anomaly("slow", flight.case, f"answered after {latency:.3f} s")
+            self.latencies.append(latency)
         self._count(flight.case, outcome or "anomaly")
 
     def _stale(self, data: bytes, slot: int) -> bool:

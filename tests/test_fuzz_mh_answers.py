@@ -120,3 +120,32 @@ def test_the_probe_gets_through_an_ar_that_drops_recent_message_ids(
     assert [a.to_json() for a in run.anomalies] == []
     assert run.stopped == "done" and run.sent == 200
     assert run.outcomes["no-answer"] > 20
+
+
+def test_answers_that_came_while_the_probe_blocked_are_read_before_more_probes(
+    fake_ar: Callable[[Answer], FakeAr],
+) -> None:
+    held: list[tuple[str, int]] = []
+    seen: list[bytes] = []
+    probes: list[bytes] = []
+
+    def answer(sock: socket.socket, data: bytes, peer: tuple[str, int]) -> None:
+        seen.append(data)
+        if len(seen) == 1:
+            return  # case 0: never answered, so the fuzzer probes
+        if len(seen) == 2:
+            held.append(peer)  # case 1: answered while the probe is out
+            return
+        probes.append(data)
+        if held:
+            sock.sendto(REFUSED, held.pop())
+        sock.sendto(REFUSED, peer)
+
+    server = fake_ar(answer)
+    setup = Setup("mh", 6, NAI, HMK)
+    options = Options("127.0.0.1", server.port, window=2, timeout=0.2, probe_timeout=0.3)
+    run = Run(setup, options).run(cases_for(setup, 2))
+    assert [a.to_json() for a in run.anomalies] == []
+    # case 1's answer was read after the probe, not left for a second probe and "late"
+    assert run.outcomes == {"no-answer": 1, "status130": 1}
+    assert run.late == 0 and len(probes) == 1
