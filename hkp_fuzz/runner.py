@@ -251,8 +251,7 @@ class Run:
                 if options.duration is not None and now - started > options.duration:
                     exhausted = True
                     retry.clear()
-                # the cases for the free window first, then their datagrams back to back:
-                # a burst wakes a sleeping target once, not once a datagram
+                # the free window's cases, then their datagrams back to back (one wake-up)
                 burst: list[tuple[_Flight, bytes]] = []
                 while (retry or not exhausted) and len(flights) + len(burst) < window and free:
                     if rate and self.sent + len(burst) >= (now - started) * rate:
@@ -374,8 +373,7 @@ class Run:
             self.answered_sent = flight.sent
         latency = time.monotonic() - flight.sent
         outcome = self._judge(flight.case, data, reply)
-        # an answer to a case sent before a probe ended may have waited while the probe
-        # blocked: its latency is not known, so it neither counts nor is judged slow
+        # sent before a probe ended: it may have waited unread, its latency is unknown
         if flight.sent >= self.probed_at:
             if outcome is not None and self._slow(latency):
                 self._anomaly("slow", flight.case, f"answered after {latency:.3f} s")
@@ -397,9 +395,6 @@ class Run:
             return False
         baseline = statistics.median(self.latencies)
         return latency > max(self.options.slow_after, 20 * baseline)
-
-    def judge(self, case: Case, data: bytes) -> str | None:
-        return self._judge(case, data)
 
     def _judge(self, case: Case, data: bytes, reply: Reply | None = None) -> str | None:
         """The outcome of a reply, or None after recording an anomaly."""
@@ -578,8 +573,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _allow_files(count: int) -> None:
-    """Raise the soft limit on open files to `count` where the hard limit allows (the mh
-    target holds a socket per case in flight)."""
+    """Raise the soft open-files limit to `count` where allowed (mh: a socket a case)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < count:
         wanted = count if hard == resource.RLIM_INFINITY else min(count, hard)
