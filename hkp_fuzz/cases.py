@@ -11,11 +11,13 @@ import json
 import random
 import struct
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import mh
+from hkp_radius.constants import MacSubtype
+
+from . import mh as mh_level
 from .radius import (
     HKP_VENDOR,
     USER_NAME,
@@ -47,18 +49,87 @@ class Setup:
     dictionary: Any = None  # pyrad Dictionary (radius target)
 
 
-@dataclass
 class Case:
-    target: str
-    seed: int
-    index: int
-    chain: list[str]
-    expect: str  # "reject" (an accept is wrong) or "any"
-    reason: str
-    authenticator: bytes = b""
-    message_authenticator: str = "valid"
-    attributes: Attributes = field(default_factory=list)
-    mh: bytes = b""
+    """One case. `expect` ("reject": an accept is wrong, or "any") and `reason` are
+    computed when first read: a run needs them only for an answer that accepts, or to
+    keep the case; for everything else the reference check would be wasted work."""
+
+    __slots__ = (
+        "_expect",
+        "_judge",
+        "_reason",
+        "attributes",
+        "authenticator",
+        "chain",
+        "index",
+        "message_authenticator",
+        "mh",
+        "reference",
+        "seed",
+        "target",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        target: str,
+        seed: int,
+        index: int,
+        chain: list[str],
+        expect: str | None = None,
+        reason: str | None = None,
+        authenticator: bytes = b"",
+        message_authenticator: str = "valid",
+        attributes: Attributes | None = None,
+        mh: bytes = b"",
+        *,
+        judge: Callable[[Case], tuple[str, str]] | None = None,
+    ) -> None:
+        self.target, self.seed, self.index, self.chain = target, seed, index, chain
+        self.authenticator = authenticator
+        self.message_authenticator = message_authenticator
+        self.attributes: Attributes = [] if attributes is None else attributes
+        self.mh = mh
+        self.reference: mh_level.Reference | None = None  # kept by the judge, if it ran
+        self._expect, self._reason, self._judge = expect, reason, judge
+
+    def _judged(self) -> None:
+        if self._expect is None or self._reason is None:
+            if self._judge is None:
+                raise ValueError("a case without an expectation")
+            self._expect, self._reason = self._judge(self)
+            self._judge = None
+
+    @property
+    def expect(self) -> str:
+        self._judged()
+        assert self._expect is not None
+        return self._expect
+
+    @property
+    def reason(self) -> str:
+        self._judged()
+        assert self._reason is not None
+        return self._reason
+
+    def replace(self, **changes: Any) -> Case:
+        """A copy with some fields changed (dataclasses.replace for this class)."""
+        fields: dict[str, Any] = {
+            "target": self.target, "seed": self.seed, "index": self.index,
+            "chain": self.chain, "expect": self.expect, "reason": self.reason,
+            "authenticator": self.authenticator,
+            "message_authenticator": self.message_authenticator,
+            "attributes": self.attributes, "mh": self.mh,
+        }  # fmt: skip
+        fields.update(changes)
+        return Case(**fields)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Case) and self.to_json() == other.to_json()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Case({self.target}, seed={self.seed}, index={self.index}, chain={self.chain})"
 
     def payload(self) -> bytes:
         """What the case is, for the digest: its attributes or its MH."""
@@ -69,12 +140,19 @@ class Case:
         return b"".join(parts)
 
     def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["format"] = CASE_FORMAT
-        out["authenticator"] = self.authenticator.hex()
-        out["attributes"] = [[t, v.hex()] for t, v in self.attributes]
-        out["mh"] = self.mh.hex()
-        return out
+        return {
+            "target": self.target,
+            "seed": self.seed,
+            "index": self.index,
+            "chain": list(self.chain),
+            "expect": self.expect,
+            "reason": self.reason,
+            "authenticator": self.authenticator.hex(),
+            "message_authenticator": self.message_authenticator,
+            "attributes": [[t, v.hex()] for t, v in self.attributes],
+            "mh": self.mh.hex(),
+            "format": CASE_FORMAT,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Case:
@@ -106,6 +184,9 @@ def digest(cases: Iterable[Case]) -> str:
 
 # --- generic RADIUS mutators, driven by the dictionary ---
 
+_MH_VSA = struct.pack("!IB", HKP_VENDOR, VT_MOBILITY_HEADER)
+_AR_VSA = struct.pack("!IB", HKP_VENDOR, VT_AR_ADDRESS)
+
 
 def _value_for(rng: random.Random, kind: str) -> tuple[str, bytes]:
     """A value of a dictionary type: boundaries, wrong lengths, or random."""
@@ -131,7 +212,7 @@ def _value_for(rng: random.Random, kind: str) -> tuple[str, bytes]:
 
 def g_extra_attribute(rng: random.Random, attrs: Attributes, setup: Setup) -> str:
     """An attribute of the dictionary with a boundary or malformed value of its type."""
-    names = sorted(setup.dictionary.attributes) if setup.dictionary is not None else []
+    names = _sorted_names(setup.dictionary)
     if not names:
         return "none"
     name = rng.choice(names)
@@ -149,6 +230,19 @@ def g_extra_attribute(rng: random.Random, attrs: Attributes, setup: Setup) -> st
     else:
         attrs.insert(rng.randrange(len(attrs) + 1), (definition.code, value))
     return f"{name}:{label}"
+
+
+_NAMES: dict[int, tuple[Any, list[str]]] = {}
+
+
+def _sorted_names(dictionary: Any) -> list[str]:
+    """The dictionary's attribute names, sorted once per dictionary (by identity)."""
+    if dictionary is None:
+        return []
+    kept = _NAMES.get(id(dictionary))
+    if kept is None or kept[0] is not dictionary:
+        kept = _NAMES[id(dictionary)] = (dictionary, sorted(dictionary.attributes))
+    return kept[1]
 
 
 def g_broken_vsa(rng: random.Random, attrs: Attributes, setup: Setup) -> str:
@@ -202,7 +296,7 @@ def g_split(rng: random.Random, attrs: Attributes, setup: Setup) -> str:
 def g_concatenate(rng: random.Random, attrs: Attributes, setup: Setup) -> str:
     """Two HKP-Mobility-Header attributes joined (or one given twice its value)."""
     for index, (kind, value) in enumerate(attrs):
-        if kind == VENDOR_SPECIFIC and value[:5] == struct.pack("!IB", HKP_VENDOR, 1):
+        if kind == VENDOR_SPECIFIC and value[:5] == _MH_VSA:
             body = value[6:]
             attrs[index] = (kind, vsa(HKP_VENDOR, VT_MOBILITY_HEADER, body + body[:200]))
             return "mh-doubled"
@@ -227,7 +321,7 @@ def g_user_name(rng: random.Random, attrs: Attributes, setup: Setup) -> str:
 def g_ar_address(rng: random.Random, attrs: Attributes, setup: Setup) -> str:
     size = rng.choice([0, 4, 15, 17])
     for index, (kind, value) in enumerate(attrs):
-        if kind == VENDOR_SPECIFIC and value[:5] == struct.pack("!IB", HKP_VENDOR, VT_AR_ADDRESS):
+        if kind == VENDOR_SPECIFIC and value[:5] == _AR_VSA:
             attrs[index] = (kind, vsa(HKP_VENDOR, VT_AR_ADDRESS, rng.randbytes(size)))
             return f"len{size}"
     return "none"
@@ -249,61 +343,155 @@ GENERIC: dict[str, Callable[[random.Random, Attributes, Setup], str]] = {
 def request_attributes(setup: Setup, wire: bytes, rng: random.Random) -> Attributes:
     """The P8 attributes: User-Name, the MH in chunks of 247 (or, sometimes, at other
     cut points: the split mutator of the HKP level), AR and CoA address."""
-    step = 247 if rng.random() < 0.9 else rng.randint(1, 246)
-    chunks = [wire[i : i + step] for i in range(0, len(wire), step)] or [b""]
-    attrs: Attributes = [(USER_NAME, setup.nai)]
-    attrs += [(VENDOR_SPECIFIC, vsa(HKP_VENDOR, VT_MOBILITY_HEADER, c)) for c in chunks]
-    attrs.append((VENDOR_SPECIFIC, vsa(HKP_VENDOR, VT_AR_ADDRESS, setup.ar_id)))
-    attrs.append((VENDOR_SPECIFIC, vsa(HKP_VENDOR, VT_CARE_OF_ADDRESS, mh.CARE_OF_ADDRESS)))
-    return attrs
+    return _generator(setup).attributes(wire, rng)
 
 
 def radius_expectation(attrs: Attributes, setup: Setup, ma: str) -> tuple[str, str]:
     """May this request be accepted? Only if its framing holds, its Message-
     Authenticator is right, it names one AR, and its HKReq passes mh.reference."""
+    expect, reason, _ = _radius_reference(attrs, setup, ma)
+    return expect, reason
+
+
+def _radius_reference(
+    attrs: Attributes, setup: Setup, ma: str
+) -> tuple[str, str, mh_level.Reference | None]:
     if ma != "valid":
-        return "reject", f"Message-Authenticator {ma}"
+        return "reject", f"Message-Authenticator {ma}", None
     if not framing_ok(attrs):
-        return "reject", "an attribute over 253 octets"
+        return "reject", "an attribute over 253 octets", None
     # A server drops empty attributes and an HKP-AR-Address that is not 16 octets
     # (FreeRADIUS keeps them as raw attributes): the first well-formed one counts.
     names = [v for t, v in attrs if t == USER_NAME and v]
     ars = [v for v in hkp_vsas(attrs, VT_AR_ADDRESS) if len(v) == 16]
     if not names or not ars:
-        return "reject", "no User-Name or no well-formed HKP-AR-Address"
-    ref = mh.reference(
-        b"".join(hkp_vsas(attrs, VT_MOBILITY_HEADER)), mh.valid_hmk(setup.hmk), names[0]
+        return "reject", "no User-Name or no well-formed HKP-AR-Address", None
+    ref = mh_level.reference(
+        b"".join(hkp_vsas(attrs, VT_MOBILITY_HEADER)), mh_level.valid_hmk(setup.hmk), names[0]
     )
-    return ("any" if ref.valid else "reject"), ref.reason
+    return ("any" if ref.valid else "reject"), ref.reason, ref
+
+
+def _judge_radius(setup: Setup) -> Callable[[Case], tuple[str, str]]:
+    def judge(case: Case) -> tuple[str, str]:
+        expect, reason, case.reference = _radius_reference(
+            case.attributes, setup, case.message_authenticator
+        )
+        return expect, reason
+
+    return judge
+
+
+def _judge_mh(hmk: bytes | None) -> Callable[[Case], tuple[str, str]]:
+    def judge(case: Case) -> tuple[str, str]:
+        ref = mh_level.reference(case.mh, hmk, None)
+        return ("any" if ref.valid else "reject"), ref.reason
+
+    return judge
+
+
+class Generator:
+    """The cases of one Setup. What is the same for every case is built once: the
+    template (mh.Templates), the HIKs (mh.Signer), the dictionary's sorted names, the
+    AR and CoA attributes; the draws from the case's random source and their order are
+    those of the first version, so (seed, index) gives the same case as it always did."""
+
+    def __init__(self, setup: Setup) -> None:
+        self.setup = setup
+        self.hmk = mh_level.valid_hmk(setup.hmk)
+        self.templates = mh_level.Templates(setup.nai, setup.timestamp)
+        self.signer = mh_level.Signer(self.hmk)
+        self.rng = random.Random()
+        self.tail: Attributes = [
+            (VENDOR_SPECIFIC, vsa(HKP_VENDOR, VT_AR_ADDRESS, setup.ar_id)),
+            (VENDOR_SPECIFIC, vsa(HKP_VENDOR, VT_CARE_OF_ADDRESS, mh_level.CARE_OF_ADDRESS)),
+        ]
+        self.judge_radius = _judge_radius(setup)
+        self.judge_mh = _judge_mh(self.hmk)
+        self.mac_offset = self._template_mac_offset()
+
+    def _template_mac_offset(self) -> int | None:
+        """Where a template's MAC option is, if Signer.sign_at there gives what
+        Signer.sign gives (checked on two templates); else None: sign walks them."""
+        probe = random.Random("hkp-fuzz/mac-offset")
+        samples = [self.templates.draw(probe) for _ in range(2)]
+        offset = len(samples[0]) - 24  # MAC option: type, length, subtype, algorithm, 20
+        for wire in samples:
+            if len(wire) != len(samples[0]) or wire[offset : offset + 3] != bytes(
+                (mh_level.MAC_OPTION, 22, MacSubtype.MN_HKS)
+            ):
+                return None
+            if wire[4:6] != b"\x00\x00" or self.signer.sign_at(wire, offset) != (
+                self.signer.sign(wire)
+            ):
+                return None
+        return offset
+
+    def sign_template(self, wire: bytes) -> bytes:
+        if self.mac_offset is None or len(wire) != self.mac_offset + 24:
+            return self.signer.sign(wire)
+        return self.signer.sign_at(wire, self.mac_offset)
+
+    def attributes(self, wire: bytes, rng: random.Random) -> Attributes:
+        step = 247 if rng.random() < 0.9 else rng.randint(1, 246)
+        attrs: Attributes = [(USER_NAME, self.setup.nai)]
+        if len(wire) <= step:
+            attrs.append((VENDOR_SPECIFIC, _MH_VSA + bytes((len(wire) + 2,)) + wire))
+        else:
+            chunks = [wire[i : i + step] for i in range(0, len(wire), step)]
+            attrs += [(VENDOR_SPECIFIC, vsa(HKP_VENDOR, VT_MOBILITY_HEADER, c)) for c in chunks]
+        attrs += self.tail
+        return attrs
+
+    def case(self, index: int) -> Case:
+        """Case `index` of the run: index 0 is the unmutated template."""
+        setup = self.setup
+        rng = self.rng
+        rng.seed(f"hkp-fuzz/{setup.seed}/{index}")  # rng_for(seed, index), reseeded
+        wire = self.templates.draw(rng)
+        chain: list[str] = []
+        if index and (setup.target == "mh" or rng.random() < 0.5):
+            chain, wire = mh_level.mutate(
+                rng, wire, self.hmk, count=rng.choice(_COUNTS), signer=self.signer
+            )
+        else:
+            wire = self.sign_template(wire)
+        if setup.target == "mh":
+            return Case("mh", setup.seed, index, chain, mh=wire, judge=self.judge_mh)
+        authenticator = rng.randbytes(16)
+        attrs = self.attributes(wire, rng)
+        if index and (not chain or rng.random() < 0.3):
+            for _ in range(rng.choice(_ROUNDS)):
+                name = rng.choice(_GENERIC_NAMES)
+                chain.append(f"{name}:{GENERIC[name](rng, attrs, setup)}")
+        ma = "valid"
+        if index and rng.random() < 0.02:
+            ma = rng.choice(_MA_CHOICES)
+            chain.append(f"radius.message-authenticator:{ma}")
+        return Case(
+            "radius", setup.seed, index, chain, None, None, authenticator, ma, attrs,
+            judge=self.judge_radius,
+        )  # fmt: skip
+
+
+_GENERIC_NAMES = sorted(GENERIC)
+_COUNTS, _ROUNDS, _MA_CHOICES = [1, 1, 1, 2, 3], [1, 1, 2], ["none", "wrong"]
+_GENERATORS: dict[int, Generator] = {}
+
+
+def _generator(setup: Setup) -> Generator:
+    """The Generator of a Setup, kept while the Setup lives (by identity)."""
+    generator = _GENERATORS.get(id(setup))
+    if generator is None or generator.setup is not setup:
+        if len(_GENERATORS) > 16:
+            _GENERATORS.clear()
+        generator = _GENERATORS[id(setup)] = Generator(setup)
+    return generator
 
 
 def generate(setup: Setup, index: int) -> Case:
     """Case `index` of the run: index 0 is the unmutated template."""
-    rng = rng_for(setup.seed, index)
-    hmk = mh.valid_hmk(setup.hmk)
-    wire = mh.template(setup.nai, rng, timestamp=setup.timestamp)
-    chain: list[str] = []
-    if index and (setup.target == "mh" or rng.random() < 0.5):
-        chain, wire = mh.mutate(rng, wire, hmk, count=rng.choice([1, 1, 1, 2, 3]))
-    else:
-        wire = mh.sign(wire, hmk)
-    if setup.target == "mh":
-        ref = mh.reference(wire, hmk, None)
-        return Case(
-            "mh", setup.seed, index, chain, "any" if ref.valid else "reject", ref.reason, mh=wire
-        )
-    authenticator = rng.randbytes(16)
-    attrs = request_attributes(setup, wire, rng)
-    if index and (not chain or rng.random() < 0.3):
-        for _ in range(rng.choice([1, 1, 2])):
-            name = rng.choice(sorted(GENERIC))
-            chain.append(f"{name}:{GENERIC[name](rng, attrs, setup)}")
-    ma = "valid"
-    if index and rng.random() < 0.02:
-        ma = rng.choice(["none", "wrong"])
-        chain.append(f"radius.message-authenticator:{ma}")
-    expect, reason = radius_expectation(attrs, setup, ma)
-    return Case("radius", setup.seed, index, chain, expect, reason, authenticator, ma, attrs)
+    return _generator(setup).case(index)
 
 
 def mutator_names(case: Case) -> list[str]:

@@ -24,6 +24,8 @@ from .runner import Options, Run, cases_for
 
 EXIT_CLEAN, EXIT_ANOMALY, EXIT_USAGE, EXIT_NO_TARGET = 0, 1, 2, 3
 RADIUS_PORT, AR_UDP_PORT = 1812, 54135
+# cases in flight: a RADIUS identifier is one octet; the mh target holds a socket each
+RADIUS_WINDOW, MH_WINDOW = 256, 4096
 
 EXAMPLES = """examples:
   hkp-fuzz radius 127.0.0.1:1812 --secret testing123 --cases 100000 --out /tmp/fz
@@ -85,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--cases", type=int, help="number of cases (default 10000)")
         p.add_argument("--duration", type=float, help="run for S seconds instead")
         p.add_argument("--start", type=int, default=0, help="first case index")
-        p.add_argument("--window", type=int, default=64, help="cases in flight (<= 256)")
+        p.add_argument(
+            "--window", type=int, default=64, help="cases in flight (radius <= 256, mh <= 4096)"
+        )
         p.add_argument("--rate", type=float, help="at most N cases per second")
         p.add_argument("--timestamp", action="store_true", help="a fresh Timestamp option")
         p.add_argument("--watch-rss", type=float, metavar="MIB", help="memory oracle limit")
@@ -139,8 +143,9 @@ def _options(args: argparse.Namespace, target: str, server: str) -> Options:
     if target == "radius" and not args.secret:
         raise UsageError("the radius target needs --secret")
     window = getattr(args, "window", 64)
-    if not 1 <= window <= 256:
-        raise UsageError("--window is 1-256")
+    most = RADIUS_WINDOW if target == "radius" else MH_WINDOW
+    if not 1 <= window <= most:
+        raise UsageError(f"--window is 1-{most} for the {target} target")
     out = getattr(args, "out", None)
     return Options(
         host=host,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
 from hkp_radius import crypto
 from hkp_radius.constants import PRF, MacAlgorithm, MacSubtype, NonceSubtype
@@ -93,33 +94,119 @@ def template(
     return HKReq(rng.randrange(256), False, prf, CARE_OF_ADDRESS, tuple(options)).encode()
 
 
+class _FixedDraws(random.Random):
+    """A random source whose draws are given: what `template` draws, known in advance."""
+
+    def __init__(self, nonce: bytes, message_id: int) -> None:
+        super().__init__(0)
+        self.nonce, self.message_id = nonce, message_id
+
+    def randbytes(self, n: int) -> bytes:
+        return self.nonce[:n]
+
+    def randrange(self, *args: Any, **kwargs: Any) -> int:
+        return self.message_id
+
+
+class Templates:
+    """`template` for one NAI and Timestamp, without re-encoding: the core encodes the
+    template once and a case's template is that encoding with its Message ID and MN
+    nonce put in. Checked at construction against a second encoding by the core; where
+    the splice would differ (it never has), every template is encoded by the core."""
+
+    NONCE_LENGTH = 16
+
+    def __init__(self, nai: bytes, timestamp: int | None) -> None:
+        self.nai, self.timestamp = nai, timestamp
+        first = bytes(range(0xA0, 0xB0))
+        wire = template(nai, _FixedDraws(first, 0x5A), timestamp=timestamp)
+        offset = wire.find(first)
+        self.head, self.tail, self.offset = wire[:offset], wire[offset + 16 :], offset
+        again = bytes(range(0x30, 0x40))
+        self.spliced = offset > 7 and wire.count(first) == 1
+        if self.spliced:
+            expected = template(nai, _FixedDraws(again, 0xC3), timestamp=timestamp)
+            self.spliced = self._splice(again, 0xC3) == expected
+
+    def _splice(self, nonce: bytes, message_id: int) -> bytes:
+        head = self.head
+        return head[:6] + bytes((message_id,)) + head[7:] + nonce + self.tail
+
+    def draw(self, rng: random.Random) -> bytes:
+        """template(nai, rng, timestamp=...): the same draws, the same bytes."""
+        if not self.spliced:
+            return template(self.nai, rng, timestamp=self.timestamp)
+        nonce = rng.randbytes(self.NONCE_LENGTH)
+        return self._splice(nonce, rng.randrange(256))
+
+
 def sign(wire: bytes, hmk: bytes | None) -> bytes:
     """Recompute every MN-HKS AUTH that an HIK can be derived for (P3, P4); other
     octets stay as the mutators left them. Without an HMK the wire is returned as is."""
-    if hmk is None or len(wire) < HEADER_LENGTH + FIXED_LENGTH:
-        return wire
-    message_id, prf = wire[6], (wire[7] >> 4) & 0x07
-    offset, out = HEADER_LENGTH + FIXED_LENGTH, bytearray(wire)
-    while offset + 1 < len(out):
-        kind = out[offset]
-        if kind == PAD1:
-            offset += 1
-            continue
-        length = out[offset + 1]
-        if kind == MAC_OPTION and length >= 2 and out[offset + 2] == MacSubtype.MN_HKS:
-            algorithm = out[offset + 3] & 0x0F
-            auth_length = length - 2
-            if crypto.supported_prf(prf) and crypto.supported_mac_algorithm(algorithm):
-                try:
-                    hik = crypto.derive_hik(hmk, prf, message_id, algorithm)
-                except HKPError:
-                    return bytes(out)
-                end = offset + 4
-                mac_input = bytes(out[:4]) + b"\x00\x00" + bytes(out[6:end])
-                auth = crypto.compute_mac(algorithm, hik, mac_input)[:auth_length]
-                out[end : end + len(auth)] = auth
-        offset += 2 + length
-    return bytes(out)
+    return Signer(hmk).sign(wire)
+
+
+class Signer:
+    """`sign` with the HIKs of one HMK kept: an HIK depends only on (PRF, Message ID,
+    MAC algorithm), at most 8 x 256 x 16 of them, so each is derived once per run."""
+
+    def __init__(self, hmk: bytes | None) -> None:
+        self.hmk = hmk
+        self.hiks: dict[tuple[int, int, int], bytes | None] = {}
+
+    def _hik(self, prf: int, message_id: int, algorithm: int) -> bytes | None:
+        key = (prf, message_id, algorithm)
+        try:
+            return self.hiks[key]
+        except KeyError:
+            pass
+        assert self.hmk is not None
+        hik: bytes | None
+        try:
+            hik = crypto.derive_hik(self.hmk, prf, message_id, algorithm)
+        except HKPError:
+            hik = None
+        self.hiks[key] = hik
+        return hik
+
+    def sign_at(self, wire: bytes, offset: int) -> bytes:
+        """`sign` for a wire whose one MAC option is an MN-HKS one at `offset` of a
+        known PRF and algorithm with zero Checksum (a template): no option walk."""
+        if self.hmk is None:
+            return wire
+        algorithm = wire[offset + 3] & 0x0F
+        hik = self._hik((wire[7] >> 4) & 0x07, wire[6], algorithm)
+        if hik is None:
+            return wire
+        end = offset + 4
+        auth_length = wire[offset + 1] - 2
+        auth = crypto.compute_mac(algorithm, hik, wire[:end])[:auth_length]
+        return wire[:end] + auth + wire[end + len(auth) :]
+
+    def sign(self, wire: bytes) -> bytes:
+        if self.hmk is None or len(wire) < HEADER_LENGTH + FIXED_LENGTH:
+            return wire
+        message_id, prf = wire[6], (wire[7] >> 4) & 0x07
+        offset, out = HEADER_LENGTH + FIXED_LENGTH, bytearray(wire)
+        while offset + 1 < len(out):
+            kind = out[offset]
+            if kind == PAD1:
+                offset += 1
+                continue
+            length = out[offset + 1]
+            if kind == MAC_OPTION and length >= 2 and out[offset + 2] == MacSubtype.MN_HKS:
+                algorithm = out[offset + 3] & 0x0F
+                auth_length = length - 2
+                if crypto.supported_prf(prf) and crypto.supported_mac_algorithm(algorithm):
+                    hik = self._hik(prf, message_id, algorithm)
+                    if hik is None:
+                        return bytes(out)
+                    end = offset + 4
+                    mac_input = bytes(out[:4]) + b"\x00\x00" + bytes(out[6:end])
+                    auth = crypto.compute_mac(algorithm, hik, mac_input)[:auth_length]
+                    out[end : end + len(auth)] = auth
+            offset += 2 + length
+        return bytes(out)
 
 
 @dataclass(frozen=True)
@@ -288,6 +375,8 @@ STRUCTURED = {
     "mh.message-id": m_message_id,
 }
 
+_STRUCTURED_NAMES = sorted(STRUCTURED)
+
 
 def byte_level(rng: random.Random, wire: bytes) -> tuple[str, bytes]:
     """Mutations below the structure: flips, truncation, garbage after the end."""
@@ -306,7 +395,11 @@ def byte_level(rng: random.Random, wire: bytes) -> tuple[str, bytes]:
 
 
 def mutate(
-    rng: random.Random, wire: bytes, hmk: bytes | None, count: int = 1
+    rng: random.Random,
+    wire: bytes,
+    hmk: bytes | None,
+    count: int = 1,
+    signer: Signer | None = None,
 ) -> tuple[list[str], bytes]:
     """Apply `count` mutators to an unsigned template. Structured ones are re-signed
     (crypto-valid: the case passes the MAC check when its fields allow a HIK); byte
@@ -316,11 +409,11 @@ def mutate(
     late = []
     for _ in range(count):
         if rng.random() < 0.8:
-            name = rng.choice(sorted(STRUCTURED))
+            name = rng.choice(_STRUCTURED_NAMES)
             chain.append(f"{name}:{STRUCTURED[name](rng, layout)}")
         else:
             late.append(rng.random())
-    out = sign(layout.encode(), hmk)
+    out = (signer or Signer(hmk)).sign(layout.encode())
     for _ in late:
         name, out = byte_level(rng, out)
         chain.append(name)

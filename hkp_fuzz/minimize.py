@@ -10,7 +10,6 @@ as a wrong accept.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 
 from .cases import Case, Setup, radius_expectation
 from .mh import reference, valid_hmk
@@ -21,12 +20,12 @@ Fires = Callable[[Case], bool]
 
 def _with_attributes(case: Case, attrs: Attributes, setup: Setup) -> Case:
     expect, reason = radius_expectation(attrs, setup, case.message_authenticator)
-    return replace(case, attributes=attrs, expect=expect, reason=reason)
+    return case.replace(attributes=attrs, expect=expect, reason=reason)
 
 
 def _with_mh(case: Case, wire: bytes, setup: Setup) -> Case:
     ref = reference(wire, valid_hmk(setup.hmk), None)
-    return replace(case, mh=wire, expect="any" if ref.valid else "reject", reason=ref.reason)
+    return case.replace(mh=wire, expect="any" if ref.valid else "reject", reason=ref.reason)
 
 
 def _radius_candidates(case: Case, setup: Setup) -> Iterator[Case]:
@@ -60,7 +59,7 @@ def minimize(case: Case, setup: Setup, fires: Fires, budget: int = 400) -> tuple
         for candidate in candidates(current, setup):
             attempts += 1
             if fires(candidate):
-                current = replace(candidate, chain=[*case.chain, "minimized"])
+                current = candidate.replace(chain=[*case.chain, "minimized"])
                 improved = True
                 break
             if attempts >= budget:

@@ -78,16 +78,42 @@ def encode_request(
     """An Access-Request (or Status-Server). Message-Authenticator first: "valid",
     "wrong" (one bit off) or "none". Values over 253 octets keep their length octet
     modulo 256: a framing error on purpose."""
-    body = b"".join(bytes((t, (len(v) + 2) & 0xFF)) + v for t, v in attrs)
-    ma = b"" if message_authenticator == "none" else bytes((MESSAGE_AUTHENTICATOR, 18)) + bytes(16)
-    length = 20 + len(ma) + len(body)
-    head = bytes((code, identifier)) + struct.pack("!H", length & 0xFFFF) + authenticator
-    if not ma:
-        return head + body
-    mac = bytearray(hmac.new(secret, head + ma + body, hashlib.md5).digest())
-    if message_authenticator == "wrong":
-        mac[0] ^= 1
-    return head + ma[:2] + bytes(mac) + body
+    return RequestEncoder(secret).encode(
+        code, identifier, authenticator, attrs, message_authenticator
+    )
+
+
+class RequestEncoder:
+    """encode_request for one shared secret: the HMAC-MD5 keyed once (RFC 3579 §3.2)."""
+
+    def __init__(self, secret: bytes) -> None:
+        self.keyed = hmac.new(secret, digestmod=hashlib.md5)
+
+    def encode(
+        self,
+        code: int,
+        identifier: int,
+        authenticator: bytes,
+        attrs: Attributes,
+        message_authenticator: str = "valid",
+    ) -> bytes:
+        body = b"".join([bytes((t, (len(v) + 2) & 0xFF)) + v for t, v in attrs])
+        if message_authenticator == "none":
+            length = 20 + len(body)
+            return bytes((code, identifier)) + (length & 0xFFFF).to_bytes(2) + authenticator + body
+        length = 38 + len(body)
+        head = bytes((code, identifier)) + (length & 0xFFFF).to_bytes(2) + authenticator
+        mac = self.keyed.copy()
+        mac.update(head + _EMPTY_MA + body)
+        digest = mac.digest()
+        if message_authenticator == "wrong":
+            digest = bytes((digest[0] ^ 1,)) + digest[1:]
+        return head + _MA_HEADER + digest + body
+
+
+_MA_HEADER = bytes((MESSAGE_AUTHENTICATOR, 18))
+_EMPTY_MA = _MA_HEADER + bytes(16)
+PYRAD_MAX_LENGTH = 8192  # pyrad refuses longer packets ("Packet length is too long")
 
 
 @dataclass
@@ -99,39 +125,70 @@ class Reply:
 
 def check_reply(data: bytes, authenticator: bytes, secret: bytes, dictionary: Any) -> Reply:
     """Decode a reply and check what RFC 2865 §3 and RFC 3579 §3.2 say a client must."""
-    if len(data) < 20:
-        return Reply(0, [], "shorter than a RADIUS header")
-    code, length = data[0], struct.unpack("!H", data[2:4])[0]
-    if length < 20 or length > len(data):
-        return Reply(code, [], f"Length field {length} for {len(data)} octets")
-    data = data[:length]
-    # RFC 2865 §3 fixes MD5 for the Response Authenticator.
-    expected = hashlib.md5(data[:4] + authenticator + data[20:] + secret).digest()  # noqa: S324
-    if not hmac.compare_digest(expected, data[4:20]):
-        return Reply(code, [], "wrong Response Authenticator")
-    attrs: Attributes = []
-    offset = 20
-    while offset < length:
-        if offset + 2 > length or data[offset + 1] < 2 or offset + data[offset + 1] > length:
-            return Reply(code, attrs, f"attribute framing broken at octet {offset}")
-        attrs.append((data[offset], data[offset + 2 : offset + data[offset + 1]]))
-        if data[offset] == MESSAGE_AUTHENTICATOR:
-            zeroed = data[: offset + 2] + bytes(16) + data[offset + 18 :]
-            zeroed = zeroed[:4] + authenticator + zeroed[20:]
-            mac = hmac.new(secret, zeroed, hashlib.md5).digest()
-            if data[offset + 1] != 18 or not hmac.compare_digest(
-                mac, data[offset + 2 : offset + 18]
-            ):
-                return Reply(code, attrs, "wrong Message-Authenticator")
-        offset += data[offset + 1]
-    try:  # pyrad's decoder: VSAs and values as the dictionary defines them
-        packet = pyrad.packet.Packet(packet=data, dict=dictionary, secret=secret)
-        packet.keys()
-    except (pyrad.packet.PacketError, struct.error, IndexError, ValueError) as exc:
-        return Reply(code, attrs, f"pyrad cannot decode it: {exc}")
-    if code not in (ACCESS_ACCEPT, ACCESS_REJECT, ACCESS_CHALLENGE):
-        return Reply(code, attrs, f"code {code} is no answer to an Access-Request")
-    return Reply(code, attrs, None)
+    return ReplyChecker(secret, dictionary).check(data, authenticator)
+
+
+class ReplyChecker:
+    """check_reply for one secret and dictionary: the HMAC keyed once, one pyrad packet
+    reused for decoding (pyrad's DecodePacket starts afresh on each call)."""
+
+    def __init__(self, secret: bytes, dictionary: Any) -> None:
+        self.secret = secret
+        self.keyed = hmac.new(secret, digestmod=hashlib.md5)
+        self.packet = pyrad.packet.Packet(dict=dictionary, secret=secret)
+        # pyrad can refuse a reply only over a VSA (26) or a TLV: the codes it decodes
+        # as TLVs, asked of pyrad itself. Other attributes it only files by code.
+        self.pyrad_codes = {VENDOR_SPECIFIC} | {
+            code for code in range(256) if self.packet._PktIsTlvAttribute(code)
+        }
+
+    def check(self, data: bytes, authenticator: bytes) -> Reply:
+        if len(data) < 20:
+            return Reply(0, [], "shorter than a RADIUS header")
+        code, length = data[0], int.from_bytes(data[2:4])
+        if length < 20 or length > len(data):
+            return Reply(code, [], f"Length field {length} for {len(data)} octets")
+        data = data[:length]
+        # RFC 2865 §3 fixes MD5 for the Response Authenticator.
+        expected = hashlib.md5(data[:4] + authenticator + data[20:] + self.secret).digest()  # noqa: S324
+        if not hmac.compare_digest(expected, data[4:20]):
+            return Reply(code, [], "wrong Response Authenticator")
+        attrs: Attributes = []
+        offset = 20
+        pyrad_needed = length > PYRAD_MAX_LENGTH
+        codes = self.pyrad_codes
+        while offset < length:
+            kind = data[offset]
+            if offset + 2 > length or data[offset + 1] < 2 or offset + data[offset + 1] > length:
+                return Reply(code, attrs, f"attribute framing broken at octet {offset}")
+            end = offset + data[offset + 1]
+            attrs.append((kind, data[offset + 2 : end]))
+            if kind in codes:
+                pyrad_needed = True
+            if kind == MESSAGE_AUTHENTICATOR:
+                zeroed = (
+                    data[:4]
+                    + authenticator
+                    + data[20 : offset + 2]
+                    + bytes(16)
+                    + data[offset + 18 :]
+                )
+                mac = self.keyed.copy()
+                mac.update(zeroed)
+                if data[offset + 1] != 18 or not hmac.compare_digest(
+                    mac.digest(), data[offset + 2 : offset + 18]
+                ):
+                    return Reply(code, attrs, "wrong Message-Authenticator")
+            offset = end
+        if pyrad_needed:
+            try:  # pyrad's decoder: VSAs and values as the dictionary defines them
+                self.packet.DecodePacket(data)
+                self.packet.keys()
+            except (pyrad.packet.PacketError, struct.error, IndexError, ValueError) as exc:
+                return Reply(code, attrs, f"pyrad cannot decode it: {exc}")
+        if code not in (ACCESS_ACCEPT, ACCESS_REJECT, ACCESS_CHALLENGE):
+            return Reply(code, attrs, f"code {code} is no answer to an Access-Request")
+        return Reply(code, attrs, None)
 
 
 def handover_key(reply: Reply, secret: bytes, authenticator: bytes) -> bytes | None:

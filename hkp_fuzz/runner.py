@@ -8,7 +8,9 @@ memory.
 
 from __future__ import annotations
 
+import math
 import os
+import resource
 import select
 import shlex
 import socket
@@ -36,16 +38,21 @@ from .radius import (
     USER_NAME,
     VT_AR_ADDRESS,
     VT_MOBILITY_HEADER,
+    Reply,
+    ReplyChecker,
+    RequestEncoder,
     check_reply,
-    encode_request,
     handover_key,
     hkp_vsas,
     hks_nonce,
     radclient_text,
 )
 
+SLOW_BASELINE = 200  # the slow oracle's baseline: the median of the last 200 answers
 ORACLES = ("crash", "hang", "wrong-accept", "wrong-key", "malformed-reply", "slow", "memory")
 PROBE_TRIES = 3
+_TEMPLATE = ("template",)
+RETIRED_FOR = 4  # mh: an unanswered case's socket stays open 4 timeouts for late answers
 RESTART_TIMEOUT = 30.0
 
 
@@ -85,7 +92,7 @@ class Anomaly:
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class _Flight:
     case: Case
     sent: float
@@ -101,38 +108,76 @@ class Run:
     outcomes: dict[str, int] = field(default_factory=dict)
     mutators: dict[str, dict[str, int]] = field(default_factory=dict)
     anomalies: list[Anomaly] = field(default_factory=list)
-    latencies: list[float] = field(default_factory=list)
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=SLOW_BASELINE))
     stopped: str = "done"
     seen: set[tuple[str, str]] = field(default_factory=set)
     late: int = 0
     answered_sent: float = 0.0  # send time of the latest-sent case that was answered
+    # mh: when each Message ID was last sent (a sequence number), for the probe
+    id_last: list[int] = field(default_factory=lambda: [0] * 256)
+    id_sequence: int = 0
+    probed_at: float = 0.0  # when the latest liveness probe in the run ended
 
     # --- sockets ---
 
     def _open(self) -> None:
         family = socket.AF_INET6 if ":" in self.options.host else socket.AF_INET
         count = 1 if self.setup.target == "radius" else self.options.window
-        self.socks = [socket.socket(family, socket.SOCK_DGRAM) for _ in range(count)]
-        for sock in self.socks:
-            sock.setblocking(False)
-            sock.connect((self.options.host, self.options.port))
-        self.free = list(range(256 if self.setup.target == "radius" else count))
+        _allow_files(count + 64)
+        self.family = family
+        self.poller = select.epoll()
+        self.slot_of: dict[int, int] = {}  # file descriptor -> slot (mh: a socket a slot)
+        self.socks = [self._socket(slot) for slot in range(count)]
+        # mh: the socket of a case that went unanswered, kept a while so that a late
+        # answer is counted as late, never taken for the answer to the slot's next case
+        self.retired: deque[tuple[float, socket.socket]] = deque()
+        self.retired_fds: dict[int, socket.socket] = {}
+        self.free = deque(range(256 if self.setup.target == "radius" else count))
         self.previous: dict[int, list[bytes]] = {}  # identifier -> older authenticators
+        self.encoder = RequestEncoder(self.options.secret)
+        self.checker = ReplyChecker(self.options.secret, self.setup.dictionary)
+
+    def _socket(self, slot: int) -> socket.socket:
+        sock = socket.socket(self.family, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        sock.connect((self.options.host, self.options.port))
+        self.poller.register(sock.fileno(), select.EPOLLIN)
+        self.slot_of[sock.fileno()] = slot
+        return sock
+
+    def _retire(self, slot: int) -> None:
+        """mh: the slot's next case gets a fresh socket (a fresh source port)."""
+        old = self.socks[slot]
+        del self.slot_of[old.fileno()]
+        self.retired_fds[old.fileno()] = old
+        self.retired.append((time.monotonic() + RETIRED_FOR * self.options.timeout, old))
+        self.socks[slot] = self._socket(slot)
+
+    def _late(self, fd: int) -> None:
+        for _ in _drain(self.retired_fds[fd]):
+            self.late += 1
+
+    def _forget_retired(self, now: float) -> None:
+        while self.retired and (now is math.inf or self.retired[0][0] < now):
+            _, sock = self.retired.popleft()
+            if now is math.inf:
+                self._late(sock.fileno())  # queued before the run ended
+            del self.retired_fds[sock.fileno()]
+            self.poller.unregister(sock.fileno())
+            sock.close()
 
     def _close(self) -> None:
+        self._forget_retired(math.inf)
+        self.poller.close()
         for sock in self.socks:
             sock.close()
 
     def _wire(self, case: Case, slot: int) -> tuple[bytes, bytes]:
         if case.target == "mh":
             return case.mh, b""
-        packet = encode_request(
-            ACCESS_REQUEST,
-            slot,
-            case.authenticator,
-            case.attributes,
-            self.options.secret,
-            case.message_authenticator,
+        encoder = getattr(self, "encoder", None) or RequestEncoder(self.options.secret)
+        packet = encoder.encode(
+            ACCESS_REQUEST, slot, case.authenticator, case.attributes, case.message_authenticator
         )
         return packet, case.authenticator
 
@@ -155,10 +200,16 @@ class Run:
         return False
 
     def _mh_probe(self, attempt: int) -> bool:
+        """A valid HKReq with the Message ID sent least recently: an AR keeps a request's
+        Message ID for a while after answering (P10 response cache) and drops another
+        datagram with it unanswered; a random ID would often be one of those."""
         rng = rng_for(self.setup.seed, -1 - attempt - 3 * self.sent)
-        wire = mh_level.sign(
-            mh_level.template(self.setup.nai, rng), mh_level.valid_hmk(self.setup.hmk)
-        )
+        unsigned = bytearray(mh_level.template(self.setup.nai, rng))
+        last = self.id_last
+        unsigned[6] = message_id = min(range(256), key=last.__getitem__)
+        self.id_sequence += 1
+        last[message_id] = self.id_sequence
+        wire = mh_level.sign(bytes(unsigned), mh_level.valid_hmk(self.setup.hmk))
         family = self.socks[0].family
         with socket.socket(family, socket.SOCK_DGRAM) as sock:
             sock.settimeout(self.options.probe_timeout)
@@ -188,62 +239,73 @@ class Run:
         started = self.started = time.monotonic()
         pending = iter(cases)
         retry: deque[Case] = deque()  # in flight when the target died: sent again
+        # in flight by slot; a dict keeps insertion order, so the first is the oldest
         flights: dict[int, _Flight] = {}
         exhausted = False
+        options, free, monotonic = self.options, self.free, time.monotonic
+        window, timeout, rate = options.window, options.timeout, options.rate
+        radius = self.setup.target == "radius"
         try:
             while flights or retry or not exhausted:
-                now = time.monotonic()
-                if self.options.duration is not None and now - started > self.options.duration:
+                now = monotonic()
+                if options.duration is not None and now - started > options.duration:
                     exhausted = True
                     retry.clear()
-                while (retry or not exhausted) and len(flights) < self.options.window and self.free:
-                    if self.options.rate and self.sent >= (now - started) * self.options.rate:
+                # the free window's cases, then their datagrams back to back (one wake-up)
+                burst: list[tuple[_Flight, bytes]] = []
+                while (retry or not exhausted) and len(flights) + len(burst) < window and free:
+                    if rate and self.sent + len(burst) >= (now - started) * rate:
                         break
                     case = retry.popleft() if retry else next(pending, None)
                     if case is None:
                         exhausted = True
                         break
-                    slot = self.free.pop(0)
+                    slot = free.popleft()
                     wire, authenticator = self._wire(case, slot)
-                    sock = self.socks[0 if case.target == "radius" else slot]
+                    burst.append((_Flight(case, 0.0, slot, authenticator), wire))
+                for flight, wire in burst:
                     try:
-                        sock.send(wire)
+                        self.socks[0 if radius else flight.slot].send(wire)
                     except OSError:
                         pass  # refused: counts as no answer, the probe decides
-                    flights[slot] = _Flight(case, time.monotonic(), slot, authenticator)
-                    self.sent += 1
-                wait = (
-                    0.05
-                    if not flights
-                    else max(
-                        0.0,
-                        min(f.sent for f in flights.values())
-                        + self.options.timeout
-                        - time.monotonic(),
-                    )
-                )
-                if self.options.rate and not exhausted:
-                    wait = min(wait, 1.0 / self.options.rate)
-                ready, _, _ = select.select(self.socks, [], [], min(wait, 0.05))
-                for sock in ready:
-                    for data in _drain(sock):
-                        self._reply(sock, data, flights)
-                now = time.monotonic()
-                expired = sorted(
-                    (f for f in flights.values() if now - f.sent > self.options.timeout),
-                    key=lambda f: f.sent,
-                )
+                    flight.sent = monotonic()
+                    flights[flight.slot] = flight
+                    if not radius and len(wire) > 6:
+                        self.id_sequence += 1
+                        self.id_last[wire[6]] = self.id_sequence
+                self.sent += len(burst)
+                if flights:
+                    oldest = next(iter(flights.values())).sent
+                    wait = max(0.0, oldest + timeout - monotonic())
+                else:
+                    wait = 0.05
+                if rate and not exhausted:
+                    wait = min(wait, 1.0 / rate)
+                self._read(flights, min(wait, 0.05))
+                now = monotonic()
+                if self.retired:
+                    self._forget_retired(now)
+                expired = []
+                for flight in flights.values():  # oldest first: stop at the first in time
+                    if now - flight.sent <= timeout:
+                        break
+                    expired.append(flight)
                 for flight in expired:
                     if flight.slot not in flights:
                         continue
                     del flights[flight.slot]
                     self._release(flight)
-                    if self.answered_sent > flight.sent or self.alive():
+                    if self.answered_sent > flight.sent:
                         self._count(flight.case, "no-answer")
                         continue
-                    gone = self.options.watch_pid is not None and not _pid_alive(
-                        self.options.watch_pid
-                    )
+                    alive = self.alive()
+                    # the answers that came while the probe blocked, before judging more
+                    self.probed_at = monotonic()
+                    self._read(flights, 0.0)
+                    if alive or self.answered_sent > flight.sent:
+                        self._count(flight.case, "no-answer")
+                        continue
+                    gone = options.watch_pid is not None and not _pid_alive(options.watch_pid)
                     self._anomaly(
                         "crash" if gone else "hang",
                         flight.case,
@@ -262,7 +324,8 @@ class Run:
                         break
                     self.sent -= len(survivors)
                     retry.extend(other.case for other in survivors)
-                self._progress()
+                if options.progress:
+                    self._progress()
         finally:
             self._close()
         self.elapsed = time.monotonic() - started
@@ -273,61 +336,73 @@ class Run:
             self._anomaly("memory", last, f"RSS grew from {rss_start} KiB to {rss_end} KiB")
         return self
 
-    def _release(self, flight: _Flight) -> None:
+    def _read(self, flights: dict[int, _Flight], wait: float) -> None:
+        for fd, _ in self.poller.poll(wait):
+            ready = self.slot_of.get(fd)
+            if ready is None:
+                self._late(fd)
+                continue
+            for data in _drain(self.socks[ready]):
+                self._reply(ready, data, flights)
+
+    def _release(self, flight: _Flight, answered: bool = False) -> None:
         if flight.authenticator:
             self.previous.setdefault(flight.slot, []).append(flight.authenticator)
             del self.previous[flight.slot][:-4]
+        elif not answered and self.setup.target == "mh":
+            self._retire(flight.slot)
         self.free.append(flight.slot)
 
-    def _reply(self, sock: socket.socket, data: bytes, flights: dict[int, _Flight]) -> None:
-        if self.setup.target == "radius":
+    def _reply(self, slot: int, data: bytes, flights: dict[int, _Flight]) -> None:
+        radius = self.setup.target == "radius"
+        if radius:
             slot = data[1] if len(data) > 1 else -1
-        else:
-            slot = self.socks.index(sock)
         flight = flights.get(slot)
         if flight is None:
             self.late += 1  # an answer after its timeout
             return
-        if self.setup.target == "radius" and self._stale(data, slot, flight):
-            self.late += 1
-            return
+        reply = None
+        if radius:
+            reply = self.checker.check(data, flight.authenticator)
+            if reply.problem is not None and self._stale(data, slot):
+                self.late += 1
+                return
         del flights[slot]
-        self._release(flight)
-        self.answered_sent = max(self.answered_sent, flight.sent)
+        self._release(flight, answered=True)
+        if flight.sent > self.answered_sent:
+            self.answered_sent = flight.sent
         latency = time.monotonic() - flight.sent
-        outcome = self._judge(flight.case, data)
-        if outcome is not None and self._slow(latency):
-            self._anomaly("slow", flight.case, f"answered after {latency:.3f} s")
-        self.latencies.append(latency)
+        outcome = self._judge(flight.case, data, reply)
+        # sent before a probe ended: it may have waited unread, its latency is unknown
+        if flight.sent >= self.probed_at:
+            if outcome is not None and self._slow(latency):
+                self._anomaly("slow", flight.case, f"answered after {latency:.3f} s")
+            self.latencies.append(latency)
         self._count(flight.case, outcome or "anomaly")
 
-    def _stale(self, data: bytes, slot: int, flight: _Flight) -> bool:
-        """A late answer to an earlier case that had this identifier."""
+    def _stale(self, data: bytes, slot: int) -> bool:
+        """A late answer to an earlier case that had this identifier (one that does not
+        check against the case in flight, asked only then)."""
         for older in self.previous.get(slot, []):
-            if check_reply(data, older, self.options.secret, self.setup.dictionary).problem is None:
-                return (
-                    check_reply(
-                        data, flight.authenticator, self.options.secret, self.setup.dictionary
-                    ).problem
-                    is not None
-                )
+            if self.checker.check(data, older).problem is None:
+                return True
         return False
 
     def _slow(self, latency: float) -> bool:
-        if len(self.latencies) < 20:
+        # max(slow_after, 20 x median): nothing under slow_after is slow, so the median
+        # is only computed for an answer later than that
+        if latency <= self.options.slow_after or len(self.latencies) < 20:
             return False
-        baseline = statistics.median(self.latencies[-200:])
+        baseline = statistics.median(self.latencies)
         return latency > max(self.options.slow_after, 20 * baseline)
 
-    def judge(self, case: Case, data: bytes) -> str | None:
-        return self._judge(case, data)
-
-    def _judge(self, case: Case, data: bytes) -> str | None:
+    def _judge(self, case: Case, data: bytes, reply: Reply | None = None) -> str | None:
         """The outcome of a reply, or None after recording an anomaly."""
         if case.target == "mh":
             return self._judge_mh(case, data)
         secret = self.options.secret
-        reply = check_reply(data, case.authenticator, secret, self.setup.dictionary)
+        if reply is None:
+            reply = check_reply(data, case.authenticator, secret, self.setup.dictionary)
         if reply.problem is not None:
             self._anomaly("malformed-reply", case, reply.problem)
             return None
@@ -376,12 +451,15 @@ class Run:
 
     def _count(self, case: Case, outcome: str) -> None:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
-        for name in mutator_names(case):
-            per = self.mutators.setdefault(name, {})
+        out = self.options.out
+        for name in mutator_names(case) if case.chain else _TEMPLATE:
+            per = self.mutators.get(name)
+            if per is None:
+                per = self.mutators[name] = {}
             per[outcome] = per.get(outcome, 0) + 1
-            if self.options.out is not None and (name, outcome) not in self.seen:
+            if out is not None and (name, outcome) not in self.seen:
                 self.seen.add((name, outcome))
-                corpus = self.options.out / "corpus"
+                corpus = out / "corpus"
                 corpus.mkdir(parents=True, exist_ok=True)
                 save_case(
                     corpus / f"{name}-{outcome}-{case.index}.json", case, {"outcome": outcome}
@@ -459,7 +537,10 @@ def _key_problem(case: Case, key: bytes | None, nonce: bytes | None, hmk: bytes)
         return "Access-Accept without HKP-Handover-Key or HKP-HKS-Nonce"
     names = [v for t, v in case.attributes if t == USER_NAME and v]
     ars = [v for v in hkp_vsas(case.attributes, VT_AR_ADDRESS) if len(v) == 16]
-    ref = mh_level.reference(b"".join(hkp_vsas(case.attributes, VT_MOBILITY_HEADER)), hmk, names[0])
+    ref = case.reference  # the one the case's expectation was judged by, if it was
+    if ref is None:
+        joined = b"".join(hkp_vsas(case.attributes, VT_MOBILITY_HEADER))
+        ref = mh_level.reference(joined, hmk, names[0])
     if not ref.valid or ref.mn_nonce is None or ref.prf is None or ref.nai is None:
         return f"an HK for a request the fuzzer cannot derive one for ({ref.reason})"
     try:
@@ -489,6 +570,14 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _allow_files(count: int) -> None:
+    """Raise the soft open-files limit to `count` where allowed (mh: a socket a case)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < count:
+        wanted = count if hard == resource.RLIM_INFINITY else min(count, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def _rss_kib(pid: int | None) -> int | None:

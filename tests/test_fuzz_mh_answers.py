@@ -1,0 +1,151 @@
+"""hkp-fuzz's mh target against an AR's answering rules, as the long run met them
+(docs/fuzzing.md, "What the lab runs taught"): an answer that comes after its case's
+timeout is a late answer, never the answer to the next case; and the liveness probe
+gets through an AR that drops a datagram reusing a recent Message ID (its P10 response
+cache), so a busy AR is not taken for a hung one.
+
+The AR here is a small UDP server in a thread; cases come from seeds only.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from hkp_fuzz.cases import Setup, generate
+from hkp_fuzz.runner import Options, Run, cases_for
+from hkp_radius.wire import HKResp
+
+NAI = b"mn@example.net"
+HMK = bytes(range(64))
+SUCCESS = HKResp(0, False, 2, 0).encode()
+REFUSED = HKResp(0, False, 2, 130).encode()
+Answer = Callable[[socket.socket, bytes, tuple[str, int]], None]
+
+
+class FakeAr:
+    """Answers each datagram through `answer(sock, data, peer)` until closed."""
+
+    def __init__(self, answer: Answer) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.answer = answer
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                data, peer = self.sock.recvfrom(65535)
+            except TimeoutError:
+                continue
+            self.answer(self.sock, data, peer)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.sock.close()
+
+
+@pytest.fixture
+def fake_ar() -> Iterator[Callable[[Answer], FakeAr]]:
+    started: list[FakeAr] = []
+
+    def start(answer: Answer) -> FakeAr:
+        started.append(FakeAr(answer))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.close()
+
+
+def run_mh(port: int, seed: int, cases: int, timeout: float) -> Run:
+    setup = Setup("mh", seed, NAI, HMK)
+    options = Options("127.0.0.1", port, window=1, timeout=timeout, probe_timeout=0.3)
+    return Run(setup, options).run(cases_for(setup, cases))
+
+
+def test_an_answer_after_the_timeout_is_late_not_the_next_cases(
+    fake_ar: Callable[[Answer], FakeAr],
+) -> None:
+    # case 1 must be refused: a Success for it would be a wrong accept
+    seed = next(
+        s for s in range(1, 200) if generate(Setup("mh", s, NAI, HMK), 1).expect == "reject"
+    )
+    held: list[tuple[str, int]] = []  # case 0's source, once it came
+    seen: list[bytes] = []
+
+    def answer(sock: socket.socket, data: bytes, peer: tuple[str, int]) -> None:
+        seen.append(data)
+        if len(seen) == 1:
+            held.append(peer)  # case 0: answered once the fuzzer has given up on it
+            return
+        if held:  # the late Success goes to case 0's source port, then the answer
+            sock.sendto(SUCCESS, held.pop())
+        sock.sendto(REFUSED, peer)
+
+    server = fake_ar(answer)
+    run = run_mh(server.port, seed, 2, timeout=0.2)
+    assert [a.to_json() for a in run.anomalies] == []
+    assert run.outcomes == {"no-answer": 1, "status130": 1}
+    assert run.late == 1
+    assert run.stopped == "done"
+
+
+def test_the_probe_gets_through_an_ar_that_drops_recent_message_ids(
+    fake_ar: Callable[[Answer], FakeAr],
+) -> None:
+    recent: deque[int | None] = deque(maxlen=240)  # fewer than the 256 Message IDs
+    dropped: list[int] = []
+
+    def answer(sock: socket.socket, data: bytes, peer: tuple[str, int]) -> None:
+        message_id = data[6] if len(data) > 6 else None
+        if message_id is None or message_id in recent:
+            dropped.append(1)  # like hkp-ar: "another datagram with the Message ID ..."
+        else:
+            sock.sendto(REFUSED, peer)
+        recent.append(message_id)
+
+    server = fake_ar(answer)
+    run = run_mh(server.port, 4, 200, timeout=0.05)
+    assert len(dropped) > 20  # the probe was needed, many times
+    assert [a.to_json() for a in run.anomalies] == []
+    assert run.stopped == "done" and run.sent == 200
+    assert run.outcomes["no-answer"] > 20
+
+
+def test_answers_that_came_while_the_probe_blocked_are_read_before_more_probes(
+    fake_ar: Callable[[Answer], FakeAr],
+) -> None:
+    held: list[tuple[str, int]] = []
+    seen: list[bytes] = []
+    probes: list[bytes] = []
+
+    def answer(sock: socket.socket, data: bytes, peer: tuple[str, int]) -> None:
+        seen.append(data)
+        if len(seen) == 1:
+            return  # case 0: never answered, so the fuzzer probes
+        if len(seen) == 2:
+            held.append(peer)  # case 1: answered while the probe is out
+            return
+        probes.append(data)
+        if held:
+            sock.sendto(REFUSED, held.pop())
+        sock.sendto(REFUSED, peer)
+
+    server = fake_ar(answer)
+    setup = Setup("mh", 6, NAI, HMK)
+    options = Options("127.0.0.1", server.port, window=2, timeout=0.2, probe_timeout=0.3)
+    run = Run(setup, options).run(cases_for(setup, 2))
+    assert [a.to_json() for a in run.anomalies] == []
+    # case 1's answer was read after the probe, not left for a second probe and "late"
+    assert run.outcomes == {"no-answer": 1, "status130": 1}
+    assert run.late == 0 and len(probes) == 1
