@@ -1,0 +1,83 @@
+"""Issue 11: RadSec (RFC 6614) between hkp-ar and a real FreeRADIUS RadSec listener
+(sites-available/hkp_hks_tls), certificates from hkp_support.certs."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from hkp_radius.constants import Status
+from hkp_support.freeradius import FreeRadiusInstance
+from tests.ar_helpers import COA, NAI, build_hkreq, mn_nonce, verified_hkresp
+
+from .ar_fixtures import ArProcess, MobileNodeSocket, temp_dir
+from .radsec_fixtures import Capture
+
+pytestmark = pytest.mark.integration
+
+
+def _payloads(pcap: bytes, path: Path, proto: str, port: int) -> bytes:
+    """The concatenated TCP or UDP payloads to or from `port` in a pcap."""
+    from scapy.layers.inet import TCP, UDP
+    from scapy.utils import rdpcap
+
+    path.write_bytes(pcap)
+    layer = TCP if proto == "tcp" else UDP
+    data = b""
+    for packet in rdpcap(str(path)):
+        if layer in packet and port in (packet[layer].sport, packet[layer].dport):
+            data += bytes(packet[layer].payload)
+    return data
+
+
+def test_exchange_over_radsec_shows_nothing_in_clear(
+    start_tls_ar: Callable[..., ArProcess], radsec_hks: FreeRadiusInstance
+) -> None:
+    """Must show 1: MN -> AR -> HKS over RadSec -> AR -> MN; a capture of the AR-HKS
+    traffic holds TLS records only: no NAI, no HKReq, nonce or HK in clear. The same
+    capture of RADIUS over UDP holds them all, so the check can fail."""
+    assert radsec_hks.radsec_port is not None
+    work = temp_dir("hkp-radsec-cap-")
+    tls_ar = start_tls_ar()
+    udp_ar = start_tls_ar(proto="udp")  # the control: the same HKS over RADIUS/UDP
+    capture = Capture(
+        work / "capture.pcap",
+        f"tcp port {radsec_hks.radsec_port} or udp port {radsec_hks.port}",
+    )
+    seen: dict[str, dict[str, bytes]] = {}
+    try:
+        for name, ar, message_id in (("tls", tls_ar, 21), ("udp", udp_ar, 22)):
+            mn = MobileNodeSocket(ar.udp_port)
+            try:
+                request = build_hkreq(message_id=message_id, coa=COA)
+                response, hk = verified_hkresp(mn.exchange(request), message_id=message_id)
+            finally:
+                mn.close()
+            assert response.status == Status.SUCCESS and response.hks_nonce is not None
+            ar.wait_event(event="exchange", outcome="issued", message_id=message_id)
+            seen[name] = {
+                "NAI": NAI,
+                "HKReq": request,
+                "MN nonce": mn_nonce(message_id),
+                "HKS nonce": response.hks_nonce,
+                "HK": hk,
+            }
+    finally:
+        pcap = capture.stop()
+    connected = tls_ar.wait_event(event="radsec", action="connected")
+    assert connected["reason"].startswith("TLSv1.")
+    stream = _payloads(pcap, work / "tls.pcap", "tcp", radsec_hks.radsec_port)
+    assert len(stream) > 500, "no RadSec traffic captured"
+    assert stream[0] == 0x16 and stream[1] == 0x03  # a TLS handshake record opens it
+    for what, value in seen["tls"].items():
+        assert value not in stream, f"{what} in clear on the RadSec connection"
+    datagrams = _payloads(pcap, work / "udp.pcap", "udp", radsec_hks.port)
+    for what, value in seen["udp"].items():
+        if what == "HK":  # RADIUS/UDP hides the HK (RFC 2548 salt encryption), only that
+            assert value not in datagrams
+            continue
+        assert value in datagrams, f"the control failed: {what} not seen over UDP"
+    shutil.rmtree(work, ignore_errors=True)
