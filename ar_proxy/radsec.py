@@ -47,6 +47,12 @@ BACKOFF_START = 0.25  # seconds before the first reconnection after a failure
 BACKOFF_MAX = 8.0  # the MN's retries (1 s, 2 s, ...) then still find the HKS back soon
 HANDSHAKE_MARGIN = 1.0  # a TLS handshake needs some round trips beyond the window
 
+REFUSED_AFTER_HANDSHAKE = (
+    "the HKS closed the connection before any answer: it does not accept this AR's "
+    "certificate ([tls] certificate_file; its log says 'unknown CA' or 'certificate "
+    "verify failed'), or this AR's address is not in its RadSec clients section"
+)
+
 Build = Callable[[int], rpacket.AuthPacket]
 Exchange = tuple[rpacket.AuthPacket, rpacket.AuthPacket]  # (request, verified reply)
 
@@ -220,10 +226,12 @@ class Connection:
                 self._on_packet()
                 self._dispatch(data)
         except asyncio.IncompleteReadError:
-            self._close("the HKS closed the connection")
-        except (OSError, ssl.SSLError) as exc:
             # TLS 1.3: the HKS checks this AR's certificate after the client's side of the
-            # handshake is done, so its refusal arrives as an alert on the first read.
+            # handshake is done, so its refusal comes after "connected": an alert, or just
+            # the end of the stream, before any packet.
+            self.tls_refused = self.packets == 0
+            self._close(REFUSED_AFTER_HANDSHAKE if self.tls_refused else "the HKS closed it")
+        except (OSError, ssl.SSLError) as exc:
             self.tls_refused = isinstance(exc, ssl.SSLError) and self.packets == 0
             self._close(_describe(exc))
 

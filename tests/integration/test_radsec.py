@@ -14,7 +14,7 @@ from hkp_support.freeradius import FreeRadiusInstance
 from tests.ar_helpers import COA, NAI, build_hkreq, mn_nonce, verified_hkresp
 
 from .ar_fixtures import ArProcess, MobileNodeSocket, temp_dir
-from .radsec_fixtures import Capture
+from .radsec_fixtures import Capture, Pki, radsec_instance, tls_settings
 
 pytestmark = pytest.mark.integration
 
@@ -81,3 +81,59 @@ def test_exchange_over_radsec_shows_nothing_in_clear(
             continue
         assert value in datagrams, f"the control failed: {what} not seen over UDP"
     shutil.rmtree(work, ignore_errors=True)
+
+
+def _no_key_issued(ar: ArProcess, hks: FreeRadiusInstance, message_id: int) -> None:
+    """An HKReq the AR cannot take to the HKS: dropped (the MN retries), nothing stored,
+    nothing sent to the MN, and the HKS issued nothing."""
+    before = len(hks.log_text())
+    mn = MobileNodeSocket(ar.udp_port)
+    try:
+        mn.send(build_hkreq(message_id=message_id, coa=COA))
+        ar.wait_event(event="exchange", message_id=message_id, outcome="hks-silent")
+        assert mn.pending() == []  # the AR logs an exchange after its answer, if any
+    finally:
+        mn.close()
+    assert ar.stored_keys() == []
+    assert "Accept '" not in hks.log_text()[before:]
+
+
+@pytest.mark.parametrize(
+    ("certificate", "reason"),
+    [
+        ("other_ca", "a CA that is not in [tls] ca_file"),
+        ("expired", "certificate has expired"),
+        ("wrong_name", "Hostname mismatch"),
+    ],
+)
+def test_ar_refuses_a_bad_server_certificate(
+    certificate: str, reason: str, radsec_pki: Pki, start_tls_ar: Callable[..., ArProcess]
+) -> None:
+    """Must show 2: an HKS whose certificate is from another CA, expired, or for another
+    name: the AR refuses the connection, logs why (one "radsec" line, action refused),
+    and no key is issued."""
+    path = temp_dir("hkp-radsec-bad-")
+    with radsec_instance(path, getattr(radsec_pki, certificate)) as hks:
+        assert hks.radsec_port is not None
+        ar = start_tls_ar(servers=[(hks.address, hks.radsec_port)])
+        _no_key_issued(ar, hks, message_id=30)
+        refused = ar.wait_event(event="radsec", action="refused")
+        assert reason in refused["reason"] and "certificate refused" in refused["reason"]
+        assert refused["server"] == "hks0" and refused["address"].endswith(f":{hks.radsec_port}")
+        assert not ar.events(name="radsec", since_start=True)[0]["action"] == "connected"
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_hks_refuses_an_untrusted_client_certificate(
+    radsec_pki: Pki, radsec_hks: FreeRadiusInstance, start_tls_ar: Callable[..., ArProcess]
+) -> None:
+    """Must show 2: an AR whose client certificate is from a CA the HKS does not trust:
+    FreeRADIUS refuses it in the handshake (and says so in its log); the AR logs the
+    refusal; no key is issued."""
+    before = len(radsec_hks.log_text())
+    ar = start_tls_ar(tls=tls_settings(radsec_pki, client=radsec_pki.untrusted_client))
+    _no_key_issued(ar, radsec_hks, message_id=31)
+    refused = ar.wait_event(event="radsec", action="refused")
+    assert "does not accept this AR's certificate" in refused["reason"], refused
+    hks_log = radsec_hks.log_text()[before:]
+    assert "unknown ca" in hks_log.lower() or "verify" in hks_log.lower(), hks_log
