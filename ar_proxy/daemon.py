@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import ipaddress
 import json
 import logging
@@ -52,6 +53,7 @@ from hkp_radius.ar.role import AccessRouter
 from hkp_radius.errors import ConfigError
 from hkp_radius.wire.fmip import MH_TYPE_FBU, fmip_type
 
+from .clock import Clock
 from .config import DaemonConfig, load_config
 from .control import COMMANDS, ControlError, ControlServer, format_keys, format_status, query
 from .keystore import SqliteKeyStore
@@ -94,15 +96,20 @@ def load_dictionary(path: str) -> Dictionary:
 
 class ARDaemon:
     def __init__(
-        self, config: DaemonConfig, random_bytes: Callable[[int], bytes] = os.urandom
+        self,
+        config: DaemonConfig,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+        radius_clock: Clock | None = None,
     ) -> None:
         self.config = config
+        self._radius_clock = radius_clock  # None: the monotonic clock; tests move a manual one
         self.role = AccessRouter(config.role, random_bytes)
         # P11: FBUs are checked against the role's own key table.
         self.fbu = FastBindingVerifier(self.role.keys)
         self.keystore = SqliteKeyStore(config.key_store, self._committed_elsewhere)
         self._committed = 0  # sequence number of the last key change on disk
-        self._held: deque[tuple[int, SendHKResp]] = deque()  # replies waiting for a commit
+        # Replies (HKResp, FBack) waiting for the commit of the change they depend on.
+        self._held: deque[tuple[int, Callable[[], None]]] = deque()
         self.udp: UdpTransport | None = None
         self.raw: RawTransport | None = None
         self.validator: Validator = PermissiveValidator()
@@ -126,6 +133,7 @@ class ARDaemon:
         loop = self._loop = asyncio.get_running_loop()
         cfg = self.config
         self._apply(self.role.load_keys(self.keystore.load(), time.monotonic(), time.time()))
+        self.fbu.restore_sequences(self.keystore.load_fbu_sequences())
         self.keystore.start()
         self.radius = RadiusClient(
             load_dictionary(cfg.dictionary),
@@ -136,6 +144,7 @@ class ARDaemon:
             nas_ipv6_address=cfg.nas_ipv6_address
             or (None if cfg.nas_ip_address else cfg.ar_address_text),
             on_result=self.metrics.radius_result,
+            clock=self._radius_clock,
         )
         with network_namespace(cfg.netns):
             udp_sock = (
@@ -278,8 +287,10 @@ class ARDaemon:
         except Exception:
             log.exception("internal error handling an FBU")
             return
+        barrier = 0
         for output in outputs:
             if isinstance(output, FbuAccepted):
+                barrier = self.keystore.store_fbu_sequence(output.spi, output.sequence)
                 emit(
                     logging.INFO,
                     "fbu-accepted",
@@ -293,13 +304,18 @@ class ARDaemon:
                 self.discarded += 1
                 emit(logging.INFO, "fbu-refused", spi=output.spi, reason=output.reason)
             elif isinstance(output, SendFBack):
-                if isinstance(peer, UdpPeer) and self.udp is not None:
-                    self.udp.send(peer, output.wire)
-                elif isinstance(peer, RawPeer) and self.raw is not None:
-                    # The NCoA is off-link for the PAR: routed, no interface pinned.
-                    ifindex = peer.ifindex if output.destination == peer.source else 0
-                    target = RawPeer(output.destination, ifindex)
-                    self.raw.send(target, output.par_address, output.wire)
+                # Sent once its Sequence # is on disk: a replay after a restart is refused.
+                self._held.append((barrier, functools.partial(self._send_fback, peer, output)))
+                self._on_commit(self._committed)
+
+    def _send_fback(self, peer: RawPeer | UdpPeer, output: SendFBack) -> None:
+        if isinstance(peer, UdpPeer) and self.udp is not None:
+            self.udp.send(peer, output.wire)
+        elif isinstance(peer, RawPeer) and self.raw is not None:
+            # The NCoA is off-link for the PAR: routed, no interface pinned.
+            ifindex = peer.ifindex if output.destination == peer.source else 0
+            target = RawPeer(output.destination, ifindex)
+            self.raw.send(target, output.par_address, output.wire)
 
     def _radius_answer(self, ref: int, answer: HKSAnswer) -> None:
         role = self.role
@@ -336,7 +352,7 @@ class ARDaemon:
                 if isinstance(action, (StoreKey, DeleteKey)):
                     barrier = self._write(action)
                 elif isinstance(action, SendHKResp) and barrier > self._committed:
-                    self._held.append((barrier, action))  # sent by _on_commit
+                    self._held.append((barrier, functools.partial(self._carry_out, action)))
                 else:
                     self._carry_out(action)
             except Exception:
@@ -359,11 +375,11 @@ class ARDaemon:
         self._committed = max(self._committed, sequence)
         held = self._held
         while held and held[0][0] <= self._committed:
-            _, action = held.popleft()
+            _, send = held.popleft()
             try:
-                self._carry_out(action)
+                send()
             except Exception:
-                log.exception("internal error carrying out SendHKResp")
+                log.exception("internal error sending a held reply")
 
     def _carry_out(self, action: Action) -> None:
         if isinstance(action, SendHKResp):

@@ -39,6 +39,15 @@ CREATE TABLE IF NOT EXISTS handover_keys (
     last_timestamp BLOB
 )
 """
+# P11: the Sequence # of the last FBU accepted under each SPI, so that a restarted PAR
+# still refuses a replayed FBU (RFC 6275 §9.5.1 freshness across restarts).
+FBU_SCHEMA = """
+CREATE TABLE IF NOT EXISTS fbu_sequences (
+    spi INTEGER PRIMARY KEY,
+    sequence INTEGER NOT NULL
+)
+"""
+FBU_INSERT = "INSERT OR REPLACE INTO fbu_sequences (spi, sequence) VALUES (?, ?)"
 # PROFILE P6 (v1.1) added last_timestamp: a store written before gets the column.
 # A BLOB of 8 octets: NTP timestamps do not fit SQLite's signed 64-bit INTEGER.
 MIGRATION = "ALTER TABLE handover_keys ADD COLUMN last_timestamp BLOB"
@@ -55,7 +64,9 @@ BATCH = 256
 JOURNAL_MODE = "WAL"
 SYNCHRONOUS = "FULL"  # a reply that promises a key waits for its fsync
 
-_Op = Union[tuple[int, str, StoredKey], tuple[int, str, int], None]  # None: commit and stop
+_Op = Union[
+    tuple[int, str, StoredKey], tuple[int, str, int], tuple[int, str, tuple[int, int]], None
+]  # None: commit and stop
 
 
 def timestamp_blob(timestamp: int | None) -> bytes | None:
@@ -88,6 +99,7 @@ class SqliteKeyStore:
         self._db.execute(f"PRAGMA journal_mode={JOURNAL_MODE}")
         self._db.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
         self._db.execute(SCHEMA)
+        self._db.execute(FBU_SCHEMA)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(handover_keys)")}
         if "last_timestamp" not in columns:
             self._db.execute(MIGRATION)
@@ -99,6 +111,13 @@ class SqliteKeyStore:
         rows = self._db.execute(SELECT).fetchall()
         return [key_from_row(tuple(row)) for row in rows]
 
+    def load_fbu_sequences(self) -> dict[int, int]:
+        """SPI -> Sequence # of the last FBU accepted under it (keys that still exist)."""
+        rows = self._db.execute(
+            "SELECT f.spi, f.sequence FROM fbu_sequences f JOIN handover_keys k USING (spi)"
+        ).fetchall()
+        return {int(spi): int(sequence) for spi, sequence in rows}
+
     def start(self) -> None:
         self._thread = threading.Thread(
             target=self._write_loop, name="hkp-ar-keystore", daemon=True
@@ -109,6 +128,13 @@ class SqliteKeyStore:
         """Queue a key; returns the change's sequence number (see on_commit)."""
         self.sequence += 1
         self._queue.put((self.sequence, "store", key))
+        return self.sequence
+
+    def store_fbu_sequence(self, spi: int, sequence: int) -> int:
+        """Queue the Sequence # of an FBU accepted under `spi`; returns the change's
+        sequence number (the FBack waits for its commit, as an HKResp does)."""
+        self.sequence += 1
+        self._queue.put((self.sequence, "fbu", (spi, sequence)))
         return self.sequence
 
     def delete(self, spi: int) -> int:
@@ -170,6 +196,9 @@ class SqliteKeyStore:
                     )  # fmt: skip
                 elif op[1] == "delete" and isinstance(op[2], int):
                     self._db.execute("DELETE FROM handover_keys WHERE spi = ?", (op[2],))
+                    self._db.execute("DELETE FROM fbu_sequences WHERE spi = ?", (op[2],))
+                elif op[1] == "fbu" and isinstance(op[2], tuple):
+                    self._db.execute(FBU_INSERT, op[2])
             self._db.execute("COMMIT")
             self.commits += 1
         except sqlite3.Error as exc:

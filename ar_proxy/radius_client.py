@@ -17,7 +17,6 @@ import asyncio
 import logging
 import secrets
 import socket
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -30,6 +29,7 @@ from hkp_radius.crypto.salt import salt_decrypt
 from hkp_radius.errors import DecodeError
 from hkp_radius.wire import radius_attrs
 
+from .clock import Clock, MonotonicClock
 from .config import HomeServer, Realm
 from .radsec import RadSecClient
 
@@ -52,8 +52,9 @@ class _Flight:
 class _Lane(asyncio.DatagramProtocol):
     """One UDP socket to one home server: up to 256 requests in flight."""
 
-    def __init__(self, server: HomeServer) -> None:
+    def __init__(self, server: HomeServer, clock: Clock) -> None:
         self.server = server
+        self.clock = clock
         self.transport: asyncio.DatagramTransport | None = None
         self.waiting: dict[int, tuple[rpacket.AuthPacket, _ReplyFuture]] = {}
         self.dictionary: Dictionary | None = None
@@ -109,7 +110,7 @@ class _Lane(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         if isinstance(exc, ConnectionRefusedError):
-            self.refused_at = time.monotonic()
+            self.refused_at = self.clock.now()
         log.debug("home server %s: %s", self.server.name, exc)
 
 
@@ -123,8 +124,10 @@ class RadiusClient:
         nas_ip_address: str | None = None,
         nas_ipv6_address: str | None = None,
         on_result: Callable[[str, str], None] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.dictionary = dictionary
+        self.clock: Clock = clock or MonotonicClock()
         self._on_result = on_result or (lambda server, result: None)
         self._on_answer = on_answer
         self._on_timeout = on_timeout
@@ -177,7 +180,7 @@ class RadiusClient:
     # ---- one request through its realm -------------------------------------------------
 
     def _order(self, realm: Realm) -> list[HomeServer]:
-        now = time.monotonic()
+        now = self.clock.now()
         alive = [s for s in realm.servers if self._dead_until.get(s.name, 0.0) <= now]
         dead = sorted(
             (s for s in realm.servers if s not in alive),
@@ -188,13 +191,13 @@ class RadiusClient:
     async def _run(self, flight: _Flight) -> None:
         try:
             for server in self._order(flight.realm):
-                started = time.monotonic()
+                started = self.clock.now()
                 try:
                     result = await self._try_server(flight, server)
                 except OSError as exc:  # its socket cannot be opened (no route, bad scope)
                     log.warning("home server %s (%s:%d) cannot be reached: %s",
                                 server.name, server.host, server.port, exc)  # fmt: skip
-                    self._dead_until[server.name] = time.monotonic() + server.revive_interval
+                    self._dead_until[server.name] = self.clock.now() + server.revive_interval
                     continue
                 if result is not None:
                     request, reply = result
@@ -202,7 +205,7 @@ class RadiusClient:
                     self._dead_until.pop(server.name, None)
                     self._finish(flight, self._answer(server, request, reply))
                     return
-                self._dead_until[server.name] = time.monotonic() + server.revive_interval
+                self._dead_until[server.name] = self.clock.now() + server.revive_interval
                 self._diagnose_silence(server, started)
             self._flights.pop(flight.ref, None)
             self._on_timeout(flight.ref, f"no answer from the {len(flight.realm.servers)} "
@@ -268,7 +271,7 @@ class RadiusClient:
                 assert lane.transport is not None
                 lane.transport.sendto(raw)
                 try:
-                    reply = await asyncio.wait_for(asyncio.shield(future), server.response_window)
+                    reply = await self.clock.wait(future, server.response_window)
                     return request, reply
                 except TimeoutError:
                     continue
@@ -282,7 +285,7 @@ class RadiusClient:
             identifier = lane.free_id()
             if identifier is not None:
                 return lane, identifier
-        lane = _Lane(server)
+        lane = _Lane(server, self.clock)
         lane.dictionary = self.dictionary
         family = socket.AF_INET6 if ":" in server.host else socket.AF_INET
         transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(

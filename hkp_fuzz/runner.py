@@ -163,7 +163,8 @@ class Run:
         with socket.socket(family, socket.SOCK_DGRAM) as sock:
             sock.settimeout(self.options.probe_timeout)
             try:
-                sock.sendto(wire, (self.options.host, self.options.port))
+                sock.connect((self.options.host, self.options.port))  # refused: at once
+                sock.send(wire)
                 return bool(sock.recv(4096))
             except OSError:
                 return False
@@ -248,6 +249,7 @@ class Run:
                         flight.case,
                         "no answer, and no answer to the liveness probe",
                     )
+                    self._count(flight.case, "anomaly")  # every case sent has one outcome
                     survivors = sorted(flights.values(), key=lambda f: f.sent)
                     for other in survivors:
                         self._release(other)

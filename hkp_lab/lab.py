@@ -109,6 +109,11 @@ class Lab:
         return self.directory / "ar" / "ar.log"
 
     @property
+    def ar_control(self) -> Path:
+        """The AR's control socket: `hkp-ar status --socket PATH`, `hkp-ar keys`."""
+        return self.directory / "ar" / "control.sock"
+
+    @property
     def hks_log(self) -> Path:
         assert self.hks is not None
         return self.hks.log_path
@@ -168,6 +173,8 @@ class Lab:
             "mode = permissive",
             "[log]",
             "level = info",
+            "[control]",
+            f"socket = {self.ar_control}",
             "[home_server lab-hks]",
             f"ipaddr = {self.topology.hks_address if self.topology else self.hks.address}",
             f"port = {self.hks.port}",
@@ -248,6 +255,7 @@ class Lab:
             "load_identities": [{"nai": i.nai, "hmk": i.hmk.hex()} for i in self.load_identities],
             "state_dir": str(self.directory),
             "logs": {"ar": str(self.ar_log), "hks": str(self.hks.log_path)},
+            "ar_control": str(self.ar_control),
         }
 
     def write_endpoints(self) -> Path:

@@ -8,6 +8,7 @@ from .describe import describe_event, status_name
 from .driver import Driver, system_random
 from .hmk import HmkFileError, parse_hmk, read_hmk_file
 from .keyfile import KeyFile, KeyFileError
+from .lossy import LossyTransport, SkippingClock
 from .session import (
     ExchangeResult,
     LoadFigures,
@@ -33,7 +34,9 @@ __all__ = [
     "KeyFile",
     "KeyFileError",
     "LoadFigures",
+    "LossyTransport",
     "RawIPv6Transport",
+    "SkippingClock",
     "Transport",
     "UdpTransport",
     "describe_event",

@@ -76,9 +76,11 @@ def run_exchange(
     start: Start,
     on_event: Callable[[Event], None] | None = None,
     deadline: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> ExchangeResult:
     """Start one exchange with `start(now, wall)` and drive it to its end, or for `deadline`
-    seconds (default: exchange_deadline of the node's config); then `final` is None."""
+    seconds (default: exchange_deadline of the node's config); then `final` is None.
+    `clock` is the monotonic time the role's timers run on (a SkippingClock skips them)."""
     if deadline is None:
         deadline = exchange_deadline(node.config)
     result = ExchangeResult()
@@ -88,7 +90,7 @@ def run_exchange(
         if on_event is not None:
             on_event(event)
 
-    driver = Driver(sink)
+    driver = Driver(sink, clock)
     driver.add(node, transport)
     try:
         outputs = start(driver.clock(), driver.wall())

@@ -7,7 +7,9 @@ only output is a `FbuRefused` naming why, for the log.
 
 Freshness (RFC 6275 §9.5.1 applied to the FBU): per SPI, the Sequence # of an accepted
 FBU must be greater, modulo 2**16, than the last accepted one, so a replayed FBU is
-refused. The first FBU under a key may carry any number.
+refused. The first FBU under a key may carry any number. The adapter persists each
+accepted Sequence # (FbuAccepted) and hands them back after a restart
+(`restore_sequences`), so a restarted PAR refuses a replay too.
 """
 
 from __future__ import annotations
@@ -71,6 +73,12 @@ class FastBindingVerifier:
     def __init__(self, keys: KeyTable) -> None:
         self._keys = keys
         self._last_sequence: dict[int, int] = {}
+
+    def restore_sequences(self, sequences: dict[int, int]) -> None:
+        """The last accepted Sequence # per SPI, as persisted before a restart."""
+        for spi, sequence in sequences.items():
+            if self._keys.get(spi) is not None:
+                self._last_sequence[spi] = sequence
 
     def last_sequence(self, spi: int) -> int | None:
         return self._last_sequence.get(spi)

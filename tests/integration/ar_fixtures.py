@@ -11,6 +11,7 @@ Waits are on conditions with deadlines: the "ready" log line, an "exchange" line
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -66,6 +67,10 @@ class Blackhole:
         self.sock.bind(("127.0.0.1", 0))
         self.sock.setblocking(False)
         self.port: int = self.sock.getsockname()[1]
+
+    async def receive(self) -> bytes:
+        """The next packet sent here, awaited on the running event loop."""
+        return await asyncio.get_running_loop().sock_recv(self.sock, 4096)
 
     def drain(self) -> int:
         count = 0

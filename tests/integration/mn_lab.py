@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +39,11 @@ def node_for(lab: Lab, who: str, **changes: object) -> MobileNode:
     return MobileNode(MNConfig(**values), system_random, clock_offset=clock_offset)  # type: ignore[arg-type]
 
 
+def coa(last: int) -> bytes:
+    """A CoA of its own per MN: the AR binds each CoA to one NAI (§7.4)."""
+    return ipaddress.IPv6Address(f"2001:db8:1ab::{last:x}").packed
+
+
 def ar_id(lab: Lab) -> bytes:
     return ipaddress.IPv6Address(lab.ar_id).packed
 
@@ -47,9 +53,12 @@ def udp(lab: Lab, endpoint: tuple[str, int] | None = None) -> Transport:
 
 
 def exchange(
-    node: MobileNode, transport: Transport, start: Callable[[float, float], list[Output]]
+    node: MobileNode,
+    transport: Transport,
+    start: Callable[[float, float], list[Output]],
+    clock: Callable[[], float] = time.monotonic,
 ) -> ExchangeResult:
     try:
-        return run_exchange(node, transport, start)
+        return run_exchange(node, transport, start, clock=clock)
     finally:
         transport.close()
