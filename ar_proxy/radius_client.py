@@ -137,7 +137,7 @@ class RadiusClient:
         self._flights: dict[int, _Flight] = {}
         self._cancelled: list[asyncio.Task[None]] = []  # cancelled, not yet ended
         self._vendor_id = dictionary.vendors.GetForward("HKP")
-        self.radsec = RadSecClient(dictionary)  # the `proto = tls` home servers
+        self.radsec = RadSecClient(dictionary, self.clock)  # the `proto = tls` home servers
 
     # ---- the role's actions ------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pyrad import packet as rpacket
 from pyrad.dictionary import Dictionary
 
+from .clock import Clock, MonotonicClock
 from .config import HomeServer, TlsSettings
 from .logs import emit
 
@@ -124,8 +125,10 @@ class Connection:
         writer: asyncio.StreamWriter,
         keepalive: float,
         on_packet: Callable[[], None],
+        clock: Clock,
     ) -> None:
         self.server = server
+        self.clock = clock
         self.dictionary = dictionary
         self._reader = reader
         self._writer = writer
@@ -135,9 +138,9 @@ class Connection:
         self.waiting: dict[int, _Waiting] = {}
         self._free: collections.deque[int] = collections.deque(range(IDS_PER_CONNECTION))
         self._id_waiters: collections.deque[asyncio.Future[int]] = collections.deque()
-        self.last_received = loop.time()
-        self._busy_since = loop.time()
-        self._busy = asyncio.Event()
+        self.last_received = clock.now()
+        self._busy_since = clock.now()
+        self._busy: asyncio.Future[None] = loop.create_future()  # set by a request sent
         self.closed: str | None = None  # why, once closed
         self.tls_refused = False  # closed by a TLS alert before any packet came
         self.packets = 0  # packets received
@@ -193,14 +196,14 @@ class Connection:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[rpacket.AuthPacket] = loop.create_future()
         if not self.waiting:
-            self._busy_since = loop.time()
+            self._busy_since = self.clock.now()
         self.waiting[request.id] = _Waiting(request, future)
-        if request.code != rpacket.StatusServer:
-            self._busy.set()
+        if request.code != rpacket.StatusServer and not self._busy.done():
+            self._busy.set_result(None)
         try:
             self._writer.write(request.RequestPacket())
             try:
-                return await asyncio.wait_for(asyncio.shield(future), timeout)
+                return await self.clock.wait(future, timeout)
             except TimeoutError:
                 return None
         finally:
@@ -221,7 +224,7 @@ class Connection:
                     self._close(f"the HKS sent a packet of length {length}: not RADIUS")
                     return
                 data = header + await self._reader.readexactly(length - HEADER_LENGTH)
-                self.last_received = asyncio.get_running_loop().time()
+                self.last_received = self.clock.now()
                 self.packets += 1
                 self._on_packet()
                 self._dispatch(data)
@@ -261,30 +264,39 @@ class Connection:
 
     # ---- the watchdog (RFC 3539 §3.4, with Status-Server as in RFC 5997 §4.3) ------------
 
+    async def _pause(self, seconds: float) -> None:
+        never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        try:
+            await self.clock.wait(never, seconds)
+        except TimeoutError:
+            pass
+        finally:
+            never.cancel()
+
     async def _watch(self) -> None:
-        loop = asyncio.get_running_loop()
         window = self.server.response_window
         while self.closed is None:
             if not self._requests_in_flight():
-                self._busy.clear()
+                if self._busy.done():
+                    self._busy = asyncio.get_running_loop().create_future()
                 try:
-                    await asyncio.wait_for(self._busy.wait(), self._keepalive)
+                    await self.clock.wait(self._busy, self._keepalive)
                     continue
                 except TimeoutError:
                     quiet_since = max(self.last_received, self._busy_since)
-                    if loop.time() - quiet_since < self._keepalive:
+                    if self.clock.now() - quiet_since < self._keepalive:
                         continue
             else:
                 quiet_since = max(self.last_received, self._busy_since)
                 due = quiet_since + window
-                if loop.time() < due:
-                    await asyncio.sleep(due - loop.time())
+                if self.clock.now() < due:
+                    await self._pause(due - self.clock.now())
                     continue
             answered = await self._probe(window)
             if not answered and self.last_received <= quiet_since:
                 in_flight = self._requests_in_flight()
                 reason = (
-                    f"silent: nothing received for {loop.time() - quiet_since:.3g} s with "
+                    f"silent: nothing received for {self.clock.now() - quiet_since:.3g} s with "
                     f"{in_flight} request(s) in flight, and no answer to Status-Server"
                 )
                 _tell(logging.WARNING, self.server, "silent", reason)
@@ -296,7 +308,7 @@ class Connection:
         Identifiers in flight none can be sent: then any packet received in the window
         counts (the caller looks at last_received)."""
         if not self._free or self._id_waiters:
-            await asyncio.sleep(window)
+            await self._pause(window)
             return False
         identifier = self._free.popleft()
         try:
@@ -348,8 +360,9 @@ class RadSecClient:
     """The connections of one hkp-ar: one per `proto = tls` home server, opened on first
     use, re-opened with back-off when lost."""
 
-    def __init__(self, dictionary: Dictionary) -> None:
+    def __init__(self, dictionary: Dictionary, clock: Clock | None = None) -> None:
         self.dictionary = dictionary
+        self.clock: Clock = clock or MonotonicClock()
         self._contexts: dict[TlsSettings, ssl.SSLContext] = {}
         self._connections: dict[str, Connection] = {}
         self._connecting: dict[str, asyncio.Task[Connection]] = {}
@@ -388,9 +401,9 @@ class RadSecClient:
             self._lost(server, current)
         loop = asyncio.get_running_loop()
         retry_at = self._retry_at.get(server.name, 0.0)
-        if loop.time() < retry_at:
+        if self.clock.now() < retry_at:
             raise RadSecError(
-                f"reconnecting in {retry_at - loop.time():.2g} s "
+                f"reconnecting in {retry_at - self.clock.now():.2g} s "
                 f"(last failure: {self._last_failure.get(server.name, 'unknown')})"
             )
         task = self._connecting.get(server.name)
@@ -407,13 +420,16 @@ class RadSecClient:
                 context = self._contexts[server.tls] = client_context(server.tls)
             name = server.tls.server_name or server.host
             timeout = server.budget + HANDSHAKE_MARGIN
-            reader, writer = await asyncio.wait_for(
+            opening = asyncio.ensure_future(
                 asyncio.open_connection(
                     server.host, server.port, ssl=context, server_hostname=name,
                     ssl_handshake_timeout=timeout,
-                ),
-                timeout,
+                )
             )  # fmt: skip
+            try:
+                reader, writer = await self.clock.wait(opening, timeout)
+            finally:
+                opening.cancel()  # nothing once done; else no half-open connection stays
         except (OSError, ssl.SSLError, TimeoutError) as exc:
             reason = _describe(exc)
             self._failed(server, reason)
@@ -426,7 +442,7 @@ class RadSecClient:
         _tell(logging.INFO, server, "connected", f"{version}, server name {name} verified")
         connection = Connection(
             server, self.dictionary, reader, writer, server.tls.keepalive_interval,
-            lambda: self._answered(server),
+            lambda: self._answered(server), self.clock,
         )  # fmt: skip
         self._connections[server.name] = connection
         return connection
@@ -439,7 +455,7 @@ class RadSecClient:
         delay = self._backoff.get(server.name, BACKOFF_START / 2) * 2
         delay = min(delay, BACKOFF_MAX)
         self._backoff[server.name] = delay
-        self._retry_at[server.name] = asyncio.get_running_loop().time() + delay
+        self._retry_at[server.name] = self.clock.now() + delay
         self._last_failure[server.name] = reason
 
     def _lost(self, server: HomeServer, connection: Connection) -> None:
