@@ -169,7 +169,8 @@ class SilentTlsServer:
         self.context.verify_mode = ssl.CERT_REQUIRED
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self.listener.getsockname()[1]
-        self.received = 0  # octets of RADIUS received, over all connections
+        self.codes: list[int] = []  # the RADIUS Code of each packet received
+        self.lock = threading.Lock()
         self.accepted = threading.Event()
         self._connections: list[socket.socket] = []
         self._threads: list[threading.Thread] = []
@@ -191,17 +192,28 @@ class SilentTlsServer:
     def _serve(self, raw: socket.socket) -> None:
         try:
             with self.context.wrap_socket(raw, server_side=True) as tls:
+                self._connections.append(tls)  # wrap_socket took over raw's descriptor
                 self.accepted.set()
+                buffer = b""
                 while True:
                     data = tls.recv(4096)
                     if not data:
                         return
-                    self.received += len(data)
-        except OSError:
+                    buffer += data
+                    while len(buffer) >= 4 and len(buffer) >= int.from_bytes(buffer[2:4]):
+                        length = max(4, int.from_bytes(buffer[2:4]))
+                        with self.lock:
+                            self.codes.append(buffer[0])
+                        buffer = buffer[length:]
+        except (OSError, ValueError):
             return
 
     def close(self) -> None:
         self._stopping = True
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() (Linux)
+        except OSError:
+            pass
         self.listener.close()
         for raw in self._connections:
             try:

@@ -4,17 +4,32 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pyrad import packet as rpacket
 
 from hkp_radius.constants import Status
+from hkp_radius.mn import MNConfig
 from hkp_support.freeradius import FreeRadiusInstance
-from tests.ar_helpers import COA, NAI, build_hkreq, mn_nonce, verified_hkresp
+from mn_client import LoadFigures, UdpTransport, run_load
+from tests.ar_helpers import (
+    AR_ID,
+    COA,
+    HMK,
+    HMK2,
+    NAI,
+    NAI2,
+    build_hkreq,
+    ip6,
+    mn_nonce,
+    verified_hkresp,
+)
 
-from .ar_fixtures import ArProcess, MobileNodeSocket, temp_dir
-from .radsec_fixtures import Capture, Pki, radsec_instance, tls_settings
+from .ar_fixtures import ArProcess, MobileNodeSocket, temp_dir, wait_until
+from .radsec_fixtures import Capture, Pki, SilentTlsServer, radsec_instance, tls_settings
 
 pytestmark = pytest.mark.integration
 
@@ -137,3 +152,79 @@ def test_hks_refuses_an_untrusted_client_certificate(
     assert "does not accept this AR's certificate" in refused["reason"], refused
     hks_log = radsec_hks.log_text()[before:]
     assert "unknown ca" in hks_log.lower() or "verify" in hks_log.lower(), hks_log
+
+
+def test_silent_connection_detected_by_status_server_fails_over(
+    radsec_pki: Pki, radsec_hks: FreeRadiusInstance, start_tls_ar: Callable[..., ArProcess]
+) -> None:
+    """Must show 3: the realm's first home server completes the TLS handshake and then
+    never answers. hkp-ar sends the request once (no retransmission over TCP), probes the
+    silent connection with Status-Server, declares it silent, and fails over to the real
+    HKS: the MN gets its key."""
+    assert radsec_hks.radsec_port is not None
+    silent = SilentTlsServer(radsec_pki.good.server)
+    try:
+        ar = start_tls_ar(
+            servers=[("127.0.0.1", silent.port), (radsec_hks.address, radsec_hks.radsec_port)],
+            response_window=0.3,
+            retries=2,  # a request waits 3 windows; the watchdog needs 2
+        )
+        mn = MobileNodeSocket(ar.udp_port)
+        try:
+            reply = mn.exchange(build_hkreq(message_id=40, coa=COA))
+        finally:
+            mn.close()
+        verified_hkresp(reply, message_id=40)
+        issued = ar.wait_event(event="exchange", outcome="issued", message_id=40)
+        line = ar.wait_event(event="radsec", action="silent", server="hks0")
+        assert "no answer to Status-Server" in line["reason"]
+        with silent.lock:
+            codes = list(silent.codes)
+        assert codes == [rpacket.AccessRequest, rpacket.StatusServer]  # once, then a probe
+        assert issued["ms"] >= 2 * 0.3 * 1000 * 0.9  # it did wait out the watchdog
+    finally:
+        silent.close()
+
+
+def test_hks_restarted_mid_load_ar_reconnects_and_retries_succeed(
+    radsec_hks: FreeRadiusInstance, start_tls_ar: Callable[..., ArProcess]
+) -> None:
+    """Must show 3: MNs keep asking for keys while the HKS (FreeRADIUS) is restarted.
+    The connection is lost, requests in flight then are dropped (the MNs retransmit),
+    hkp-ar reconnects once the HKS is back, and every exchange ends with a key."""
+    ar = start_tls_ar()
+    total = 60
+    configs = [MNConfig(nai=NAI, hmk=HMK), MNConfig(nai=NAI2, hmk=HMK2)]
+    figures: list[LoadFigures] = []
+    failure: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            figures.append(
+                run_load(
+                    configs,
+                    lambda: UdpTransport({AR_ID: ("::1", ar.udp_port)}),
+                    AR_ID,
+                    total,
+                    4,
+                    [ip6("2001:db8::a1"), ip6("2001:db8::a2")],
+                )
+            )
+        except BaseException as exc:  # reported by the main thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=load)
+    thread.start()
+    try:
+        wait_until(lambda: len(ar.events(name="exchange")) >= 10, 20.0, "10 exchanges")
+        radsec_hks.restart()  # SIGTERM, wait for the exit, start, wait for Status-Server
+    finally:
+        thread.join(120)
+    assert not failure, failure
+    assert figures and figures[0].succeeded == total, figures[0].lines() if figures else None
+    events = ar.events(name="radsec")
+    actions = [event["action"] for event in events]
+    assert actions.count("connected") >= 2 and "closed" in actions, actions
+    outcomes = [event["outcome"] for event in ar.events(name="exchange")]
+    assert "hks-silent" in outcomes  # some requests were lost to the restart ...
+    assert figures[0].transmissions > total  # ... and their MNs' retransmissions succeeded
