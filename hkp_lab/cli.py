@@ -5,6 +5,7 @@
     hkp-lab up         # start and leave running; print the endpoints as JSON
     hkp-lab down       # stop what `up` started
     hkp-lab --netns    # (root) MN and AR in their own network namespaces, raw IPv6
+    hkp-lab --udp-radius  # AR to HKS over RADIUS/UDP; the default is RadSec (RFC 6614)
 
 State lives in --dir, else $HKP_LAB_DIR, else /var/lib/hkp-lab (root) or a per-user
 directory. `run` works in a fresh directory under /tmp and removes it afterwards.
@@ -67,7 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     directory = Path(args.dir).resolve() if args.dir else Path(
         tempfile.mkdtemp(prefix="hkp-lab-run-", dir="/tmp")
     )  # fmt: skip
-    lab = Lab(directory, use_netns=args.netns)
+    lab = Lab(directory, use_netns=args.netns, udp_radius=args.udp_radius)
     began = time.monotonic()
     print("hkp-lab: starting a private FreeRADIUS with the HKS module and an AR ...", flush=True)
     try:
@@ -77,7 +78,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"hkp-lab: cannot start the lab: {exc}", file=sys.stderr)
             return EXIT_SETUP
         assert lab.hks is not None
-        print(f"  HKS: FreeRADIUS {lab.hks.address} port {lab.hks.port} (RADIUS, {lab.hks_log})")
+        port = lab.hks.port if lab.udp_radius else lab.hks.radsec_port
+        print(f"  HKS: FreeRADIUS {lab.hks.address} port {port} ({lab.hks_log})")
+        print(f"  AR-HKS: {lab.radius_transport}")
         if lab.topology is not None:
             t = lab.topology
             print(f"  AR:  hkp-ar in netns {t.ar_ns}, raw IPv6 at {t.ar_address} (AR-ID)")
@@ -160,7 +163,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"hkp-lab: a lab is already up in {directory}: `hkp-lab down` first",
               file=sys.stderr)  # fmt: skip
         return EXIT_SETUP
-    lab = Lab(directory, use_netns=args.netns)
+    lab = Lab(directory, use_netns=args.netns, udp_radius=args.udp_radius)
     try:
         lab.start(detach=True)
     except (LabError, OSError, RuntimeError) as exc:
@@ -168,6 +171,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         return EXIT_SETUP
     path = lab.write_endpoints()
     print(json.dumps(lab.endpoints(), indent=1))
+    print(f"hkp-lab: AR-HKS: {lab.radius_transport}", file=sys.stderr)
     print(f"hkp-lab: up; endpoints in {path}; stop with `hkp-lab down`", file=sys.stderr)
     return EXIT_OK
 
@@ -188,6 +192,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("scenario", nargs="?", help="run: a scenario file (or `handover`)")
     parser.add_argument("--netns", action="store_true", help="raw IPv6 in namespaces (root)")
     parser.add_argument("--dir", help="state directory")
+    parser.add_argument(
+        "--udp-radius",
+        action="store_true",
+        help="AR to HKS over RADIUS/UDP instead of RadSec (RADIUS over TLS, the default)",
+    )
     args = parser.parse_args(argv)
     if args.scenario is not None and args.command != "run":
         parser.error("only `run` takes a scenario file")
