@@ -101,7 +101,7 @@ def test_key_readable_by_others_is_refused(tmp_path: Path, certs: RadSecCerts) -
     key = tmp_path / "open.key"
     key.write_bytes(certs.client.key.read_bytes())
     key.chmod(0o644)
-    with pytest.raises(ConfigError, match="readable by others.*chmod 600"):
+    with pytest.raises(ConfigError, match=r"readable by others.*chmod 600"):
         load_config(write(tmp_path, tls_section(certs, private_key_file=key)))
 
 
