@@ -51,7 +51,8 @@ HANDSHAKE_MARGIN = 1.0  # a TLS handshake needs some round trips beyond the wind
 REFUSED_AFTER_HANDSHAKE = (
     "the HKS closed the connection before any answer: it does not accept this AR's "
     "certificate ([tls] certificate_file; its log says 'unknown CA' or 'certificate "
-    "verify failed'), or this AR's address is not in its RadSec clients section"
+    "verify failed'), or this AR's address is not in its RadSec clients section, or it "
+    "was stopping"
 )
 
 Build = Callable[[int], rpacket.AuthPacket]
@@ -229,14 +230,14 @@ class Connection:
                 self._on_packet()
                 self._dispatch(data)
         except asyncio.IncompleteReadError:
-            # TLS 1.3: the HKS checks this AR's certificate after the client's side of the
-            # handshake is done, so its refusal comes after "connected": an alert, or just
-            # the end of the stream, before any packet.
-            self.tls_refused = self.packets == 0
-            self._close(REFUSED_AFTER_HANDSHAKE if self.tls_refused else "the HKS closed it")
+            detail = "the HKS closed the connection"
         except (OSError, ssl.SSLError) as exc:
-            self.tls_refused = isinstance(exc, ssl.SSLError) and self.packets == 0
-            self._close(_describe(exc))
+            detail = _describe(exc)
+        # TLS 1.3: the HKS checks this AR's certificate after the client's side of the
+        # handshake is done, so its refusal comes after "connected", as an alert, a reset
+        # or just the end of the stream, before any packet.
+        self.tls_refused = self.packets == 0
+        self._close(f"{REFUSED_AFTER_HANDSHAKE} ({detail})" if self.tls_refused else detail)
 
     def _dispatch(self, data: bytes) -> None:
         entry = self.waiting.get(data[1])

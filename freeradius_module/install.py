@@ -44,6 +44,9 @@ RADDB_FILES = (
     "policy.d/hkp_hks",
     "policy.d/hkp_hks_authorization",
     "sites-available/hkp_hks",
+    # RadSec (RFC 6614): installed, not enabled; it needs the operator's certificates
+    # (docs/hks.md "RadSec").
+    "sites-available/hkp_hks_tls",
 )
 ENABLE_LINKS = (
     ("mods-enabled/hkp_hks", "../mods-available/hkp_hks"),

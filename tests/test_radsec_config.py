@@ -120,3 +120,9 @@ def test_lab_pki_files_modes_and_chain(certs: RadSecCerts) -> None:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.load_verify_locations(certs.client.ca)
     context.load_cert_chain(certs.client.certificate, certs.client.key)  # they match
+
+
+def test_check_does_not_call_the_radsec_secret_short(tmp_path: Path, certs: RadSecCerts) -> None:
+    from ar_proxy.daemon import secret_warnings
+
+    assert secret_warnings(load_config(write(tmp_path, tls_section(certs)))) == []

@@ -42,6 +42,7 @@ class Pki:
     expired: CertFiles  # from the right CA, for the right name, expired
     wrong_name: CertFiles  # from the right CA, for another name
     untrusted_client: CertFiles  # a client certificate from another CA
+    expired_client: CertFiles  # a client certificate from the right CA, expired
     directory: Path
 
 
@@ -59,6 +60,7 @@ def radsec_pki() -> Iterator[Pki]:
         expired=lab.issue("hks-expired", dns_names=[name], ip_addresses=addresses, expired=True),
         wrong_name=lab.issue("hks-wrong-name", dns_names=["elsewhere.example"]),
         untrusted_client=other.issue("ar-untrusted", client=True),
+        expired_client=lab.issue("ar-expired", client=True, expired=True),
         directory=directory,
     )
     shutil.rmtree(directory, ignore_errors=True)

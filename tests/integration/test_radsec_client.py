@@ -236,3 +236,42 @@ def test_silent_connection_is_found_by_status_server_and_closed(
         run(main())
     silent_lines = [r for r in caplog.records if getattr(r, "fields", {}).get("action") == "silent"]
     assert len(silent_lines) == 1 and silent_lines[0].fields["server"] == "held"  # type: ignore[attr-defined]
+
+
+def test_forged_reply_dropped_and_a_broken_frame_closes_the_connection(
+    certs: RadSecCerts, dictionary: Dictionary
+) -> None:
+    """A reply whose Response Authenticator does not verify is dropped (the request
+    still waits); a frame whose Length cannot be RADIUS (RFC 6613: the stream cannot be
+    resynchronised) closes the connection, and the request fails with the reason."""
+
+    async def main() -> None:
+        clock = ManualClock()
+        server = HeldServer(certs, dictionary, answer_probes=True)
+        await server.start()
+        client = RadSecClient(dictionary, clock)
+        target = home_server(certs, server.port)
+        task = asyncio.ensure_future(client.exchange(target, builder(dictionary, "x")))
+        try:
+            await server.until_received(1)
+            request = server.received[0]
+            forged = bytes((rpacket.AccessAccept, request[1])) + (20).to_bytes(2) + bytes(16)
+            server.writers[-1].write(forged)
+            connection = client.connection(target)
+            assert connection is not None
+            await _until(lambda: connection.packets == 1)
+            assert not task.done() and connection.closed is None
+            server.writers[-1].write(bytes((2, request[1], 0, 3)))  # Length 3
+            with pytest.raises(RadSecError, match="packet of length 3: not RADIUS"):
+                await task
+            assert connection.closed is not None
+        finally:
+            await client.close()
+            await server.close()
+
+    run(main())
+
+
+async def _until(condition: Any) -> None:
+    while not condition():
+        await asyncio.sleep(0)  # yields to the loop: the reader runs; no time passes
