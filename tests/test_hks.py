@@ -399,6 +399,11 @@ class KeyUse:
                 recorder.hmacs.append((bytes(key), bytes(msg)))
                 return hmac.new(key, msg, digestmod)  # type: ignore[arg-type]
 
+            @staticmethod
+            def digest(key: bytes, msg: bytes, digest: object) -> bytes:
+                recorder.hmacs.append((bytes(key), bytes(msg)))
+                return hmac.digest(key, msg, digest)  # type: ignore[arg-type]
+
         class RecordingHashlib:
             @staticmethod
             def md5(data: bytes) -> object:

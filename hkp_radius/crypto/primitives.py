@@ -66,7 +66,7 @@ def gprf_plus(prf: int, key: bytes, seed: bytes, y: int, length: int) -> bytes:
     block = b""
     counter = y & 0xFF
     while len(output) < length:
-        block = hmac.new(key, block + seed + bytes((counter,)), digest).digest()
+        block = hmac.digest(key, block + seed + bytes((counter,)), digest)
         output += block
         counter = (counter + 1) & 0xFF
     return bytes(output[:length])
@@ -118,7 +118,7 @@ def compute_mac(algorithm: int, key: bytes, data: bytes) -> bytes:
         raise UnsupportedAlgorithmError(
             f"MAC Algorithm Type {algorithm} is not implemented"
         ) from None
-    return hmac.new(key, data, digest).digest()
+    return hmac.digest(key, data, digest)
 
 
 def _mac_input(wire: bytes, offset: int) -> bytes:

@@ -16,7 +16,11 @@ Every rule the HKS follows lives in `handle_request`, in the order the checks ru
    timestamp it requires (TIMESTAMP_REQD), a stale, future or replayed timestamp
    (INVALID_TIMESTAMP, P5), an MN the operator's policy does not authorize
    (ADMINISTRATIVELY_PROHIBITED);
-4. otherwise the replay state is advanced and the HK derived (§6.1.2, P4).
+4. otherwise the replay state is advanced and the HK derived (§6.1.2, P4). For an
+   authorized MN the replay check and the advance are one atomic `record_if_newer` (a
+   replay gets INVALID_TIMESTAMP from it, one store round trip per request); a refused
+   MN's timestamp is only read (a replay of it is still INVALID_TIMESTAMP) and never
+   stored.
 
 Sans-I/O: the clock (`now`, Unix seconds), the random source and the replay state are
 arguments. Results never carry key material in their repr.
@@ -305,15 +309,20 @@ def handle_request(
     timestamp = message.timestamp
     if timestamp is None and policy.require_timestamp:
         return error(Status.TIMESTAMP_REQD, "timestamp required")
-    if timestamp is not None:
-        problem = _timestamp_problem(timestamp, now, policy.timestamp_window, replay, nai)
-        if problem:
-            return _invalid_timestamp(error, timestamp, now, problem)
+    if timestamp is not None and not ntp.within_window(timestamp, now, policy.timestamp_window):
+        offset = ntp.from_ntp(timestamp) - now
+        where = "future" if offset > 0 else "stale"
+        return _invalid_timestamp(error, timestamp, now, f"{where} by {abs(offset):.1f} s")
     if not request.authorized:
+        # A refused request advances nothing; a replay of one is still a replay.
+        last = None if timestamp is None else replay.last_accepted(nai)
+        if timestamp is not None and last is not None and timestamp <= last:
+            return _invalid_timestamp(error, timestamp, now, "replayed")
         return error(Status.ADMINISTRATIVELY_PROHIBITED, "prohibited by policy")
     if timestamp is not None and not replay.record_if_newer(nai, timestamp):
-        # Another worker accepted a later (or this same) timestamp meanwhile.
-        return _invalid_timestamp(error, timestamp, now, "replayed (concurrent)")
+        # Not after the last accepted one (P5): the one atomic check-and-store decides,
+        # so that concurrent workers (or servers sharing the store) accept it once.
+        return _invalid_timestamp(error, timestamp, now, "replayed")
 
     hks_nonce = random_bytes(NONCE_LENGTH)
     if len(hks_nonce) != NONCE_LENGTH:
@@ -327,14 +336,18 @@ def is_global_unicast(address: bytes) -> bool:
     loopback address (nor anything else in ::/96, IPv4-compatible), not IPv4-mapped,
     not multicast, link-local or site-local (RFC 3879). Unique local addresses
     (RFC 4193) have global scope and are accepted."""
-    parsed = ipaddress.IPv6Address(address)
+    head = address[:12]
+    first, second = address[0], address[1] & 0xC0
     return not (
-        int(parsed) >> 32 == 0
-        or parsed.ipv4_mapped is not None
-        or parsed.is_multicast
-        or parsed.is_link_local
-        or parsed.is_site_local
+        head == _ZERO_96  # ::/96: unspecified, loopback, IPv4-compatible
+        or head == _IPV4_MAPPED_96  # ::ffff:0:0/96
+        or first == 0xFF  # ff00::/8 multicast
+        or (first == 0xFE and second in (0x80, 0xC0))  # fe80::/10 link-, fec0::/10 site-local
     )
+
+
+_ZERO_96 = bytes(12)
+_IPV4_MAPPED_96 = bytes(10) + b"\xff\xff"
 
 
 def _signed_error(
@@ -365,19 +378,6 @@ def _signed_error(
         options=(*options, MacOption(MacSubtype.MN_HKS, mac_algorithm)),
     )
     return crypto.sign_message(response, {MacSubtype.MN_HKS: key}, policy.code_points)
-
-
-def _timestamp_problem(
-    timestamp: int, now: float, window: float, replay: ReplayStore, nai: bytes
-) -> str:
-    """P5: within ±window of our clock and strictly after the last accepted one."""
-    if not ntp.within_window(timestamp, now, window):
-        offset = ntp.from_ntp(timestamp) - now
-        return f"{'future' if offset > 0 else 'stale'} by {abs(offset):.1f} s"
-    last = replay.last_accepted(nai)
-    if last is not None and timestamp <= last:
-        return "replayed"
-    return ""
 
 
 def _invalid_timestamp(

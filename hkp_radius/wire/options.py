@@ -175,11 +175,15 @@ Option = Union[HandoverNonce, MacOption, Timestamp, MobileNodeIdentifier, Unknow
 # ---- decoding ------------------------------------------------------------------
 
 
+_NONCE_SUBTYPES = frozenset(int(member) for member in NonceSubtype)
+_MAC_SUBTYPES = frozenset(int(member) for member in MacSubtype)
+
+
 def _decode_nonce(body: Reader, offset: int) -> Option:
     subtype = body.u8("Handover Nonce subtype")
     body.u8("Handover Nonce reserved")  # draft §5.2.1: ignored on reception
     nonce = body.read(body.remaining(), "Handover Nonce")
-    if subtype not in NonceSubtype.__members__.values():
+    if subtype not in _NONCE_SUBTYPES:
         raise FieldValueError(f"Handover Nonce at offset {offset}: unknown subtype {subtype}")
     if not NONCE_MIN_LENGTH <= len(nonce) <= NONCE_MAX_LENGTH:
         raise OptionLengthError(
@@ -193,7 +197,7 @@ def _decode_mac(body: Reader, offset: int) -> Option:
     subtype = body.u8("MAC option subtype")
     algorithm = body.u8("MAC option Algorithm Type") & 0x0F  # high nibble reserved, ignored
     auth = body.read(body.remaining(), "MAC AUTH")
-    if subtype not in MacSubtype.__members__.values():
+    if subtype not in _MAC_SUBTYPES:
         raise FieldValueError(f"MAC option at offset {offset}: unknown subtype {subtype}")
     expected = MAC_AUTH_LENGTHS.get(algorithm)
     if expected is not None and len(auth) != expected:
@@ -251,8 +255,8 @@ def decode_options(reader: Reader, cp: CodePoints = DEFAULT_CODE_POINTS) -> tupl
             if last_was_mac:
                 raise OptionOrderError(f"Pad1 at offset {offset} follows a MAC option (P2)")
             continue
-        length = reader.u8(f"length of option {option_type} at offset {offset}")
-        body = reader.restrict_to(length, f"option {option_type} at offset {offset}")
+        length = reader.u8("length of option %d at offset %d", option_type, offset)
+        body = reader.restrict_to(length, "option %d at offset %d", option_type, offset)
         if option_type == cp.padn_option:
             if last_was_mac:
                 raise OptionOrderError(f"PadN at offset {offset} follows a MAC option (P2)")
@@ -263,7 +267,7 @@ def decode_options(reader: Reader, cp: CodePoints = DEFAULT_CODE_POINTS) -> tupl
             if decoder
             else UnknownOption(option_type, body.read(length, "unknown option"))
         )
-        body.expect_end(f"option {option_type} at offset {offset}")
+        body.expect_end("option %d at offset %d", option_type, offset)
         is_mac = isinstance(option, MacOption)
         if last_was_mac and not is_mac:
             raise OptionOrderError(

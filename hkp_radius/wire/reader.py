@@ -24,18 +24,29 @@ class Reader:
     def remaining(self) -> int:
         return self._end - self._pos
 
-    def read(self, count: int, what: str) -> bytes:
-        if count > self.remaining():
-            raise TruncatedError(
-                f"{what}: needs {count} octets at offset {self._pos}, "
-                f"only {self.remaining()} remain"
-            )
-        chunk = self._data[self._pos : self._pos + count]
-        self._pos += count
-        return chunk
+    # `what` names the field in an error; with `args` it is a %-format built only when
+    # the read fails, so that a successful decode formats no strings.
 
-    def u8(self, what: str) -> int:
-        return self.read(1, what)[0]
+    def _short(self, count: int, what: str, args: tuple[object, ...], verb: str) -> TruncatedError:
+        name = what % args if args else what
+        return TruncatedError(
+            f"{name}: {verb} {count} octets at offset {self._pos}, only {self.remaining()} remain"
+        )
+
+    def read(self, count: int, what: str, *args: object) -> bytes:
+        pos = self._pos
+        end = pos + count
+        if end > self._end:
+            raise self._short(count, what, args, "needs")
+        self._pos = end
+        return self._data[pos:end]
+
+    def u8(self, what: str, *args: object) -> int:
+        pos = self._pos
+        if pos >= self._end:
+            raise self._short(1, what, args, "needs")
+        self._pos = pos + 1
+        return self._data[pos]
 
     def u16(self, what: str) -> int:
         return int.from_bytes(self.read(2, what), "big")
@@ -46,19 +57,17 @@ class Reader:
     def u64(self, what: str) -> int:
         return int.from_bytes(self.read(8, what), "big")
 
-    def restrict_to(self, count: int, what: str) -> Reader:
+    def restrict_to(self, count: int, what: str, *args: object) -> Reader:
         """A sub-reader over the next `count` octets; this reader skips past them."""
-        if count > self.remaining():
-            raise TruncatedError(
-                f"{what}: declares {count} octets at offset {self._pos}, "
-                f"only {self.remaining()} remain"
-            )
-        sub = Reader(self._data, self._pos, self._pos + count)
-        self._pos += count
-        return sub
+        pos = self._pos
+        if pos + count > self._end:
+            raise self._short(count, what, args, "declares")
+        self._pos = pos + count
+        return Reader(self._data, pos, pos + count)
 
-    def expect_end(self, what: str) -> None:
+    def expect_end(self, what: str, *args: object) -> None:
         if self._pos != self._end:
+            name = what % args if args else what
             raise LengthMismatchError(
-                f"{what}: {self._end - self._pos} octets left over at offset {self._pos}"
+                f"{name}: {self._end - self._pos} octets left over at offset {self._pos}"
             )
