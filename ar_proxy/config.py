@@ -8,6 +8,7 @@ docs/ar.md documents every setting; ar_proxy/hkp-ar.conf.example shows them all.
 from __future__ import annotations
 
 import configparser
+import dataclasses
 import ipaddress
 import os
 from dataclasses import dataclass, field
@@ -20,6 +21,10 @@ from hkp_support.paths import RADDB_SOURCE
 
 DEFAULT_UDP_PORT = 54135  # PROFILE P9
 DEFAULT_RADIUS_PORT = 1812
+DEFAULT_RADSEC_PORT = 2083  # RFC 6614 §2.1
+RADSEC_SECRET = "radsec"  # noqa: S105 - RFC 6614 §2.3: a well-known value
+DEFAULT_KEEPALIVE = 30.0  # Status-Server on an idle RadSec connection (RFC 3539 Tw)
+PROTOCOLS = ("udp", "tls")
 DEFAULT_CONTROL_MODE = 0o600  # the daemon's user only; 0660 adds its group
 DEFAULT_METRICS_PORT = 9841  # an unassigned port near the exporters' 9100-9999 range
 PACKAGED_DICTIONARY = RADDB_SOURCE / "dictionary.pyrad"
@@ -68,9 +73,22 @@ KNOWN = {
     "code_points": set(CODE_POINT_SETTINGS),
     "home_server": {"ipaddr", "port", "secret", "response_window", "retries",
                     "revive_interval", "status_check", "check_interval", "check_timeout",
-                    "num_answers_to_alive"},
+                    "num_answers_to_alive", "proto", "server_name"},
+    "tls": {"ca_file", "certificate_file", "private_key_file", "server_name",
+            "keepalive_interval"},
     "realm": {"home_servers", "type"},
 }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """[tls]: RadSec (RFC 6614) to the `proto = tls` home servers (ar_proxy/radsec.py)."""
+
+    ca_file: str  # the CA(s) the HKS's certificate must chain to
+    certificate_file: str  # this AR's client certificate (RFC 6614 §2.3: mutual)
+    private_key_file: str = field(repr=False)
+    server_name: str | None = None  # the name to check; None: the home server's ipaddr
+    keepalive_interval: float = DEFAULT_KEEPALIVE
 
 
 @dataclass(frozen=True)
@@ -88,6 +106,8 @@ class HomeServer:
     check_interval: float = 5.0
     check_timeout: float = 2.0
     num_answers_to_alive: int = 3
+    proto: str = "udp"  # or "tls": RadSec, no retransmission (one send, the budget's wait)
+    tls: TlsSettings | None = None  # with proto = tls
 
     @property
     def budget(self) -> float:
@@ -251,7 +271,7 @@ def parse_config(parser: configparser.RawConfigParser, source: str) -> DaemonCon
             raise ConfigError(
                 f"{source}: unknown section [{section}]; known are [ar], [udp], [raw], "
                 "[policy], [admission], [coa_validation], [log], [control], [metrics], "
-                "[code_points], "
+                "[code_points], [tls], "
                 "[home_server NAME], "
                 "[realm NAME]"
             )
@@ -435,8 +455,46 @@ def _code_points(parser: configparser.RawConfigParser, source: str) -> CodePoint
         raise ConfigError(f"{source}: [code_points] {exc}") from None
 
 
+def _tls(parser: configparser.RawConfigParser, source: str) -> TlsSettings | None:
+    """[tls], its files checked now: a daemon that cannot load them would refuse every
+    RadSec connection later. Local import: only a RadSec AR needs ssl."""
+    import ssl
+
+    if not parser.has_section("tls"):
+        return None
+    reader = _Reader(parser, "tls", source)
+    ca = reader.required("ca_file", "the CA certificate(s), PEM, the HKS's must chain to")
+    certificate = reader.required("certificate_file", "this AR's client certificate, PEM")
+    key = reader.required("private_key_file", "the client certificate's private key, PEM")
+    for setting, path in (("ca_file", ca), ("certificate_file", certificate),
+                          ("private_key_file", key)):  # fmt: skip
+        if not os.path.isfile(path):
+            raise reader.fail(setting, "no such file")
+    mode = os.stat(key).st_mode & 0o777
+    if mode & 0o077:
+        raise reader.fail("private_key_file", f"readable by others (mode {mode:04o}): chmod 600 it")
+    try:
+        ssl.create_default_context(cafile=ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise reader.fail("ca_file", f"not a PEM CA certificate: {exc}") from None
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(certificate, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise reader.fail(
+            "certificate_file", f"cannot load it with private_key_file {key!r}: {exc}"
+        ) from None
+    return TlsSettings(
+        ca_file=ca,
+        certificate_file=certificate,
+        private_key_file=key,
+        server_name=reader.text("server_name"),
+        keepalive_interval=reader.number("keepalive_interval", DEFAULT_KEEPALIVE, 1, 3600),
+    )
+
+
 def _realms(parser: configparser.RawConfigParser, source: str) -> dict[str, Realm]:
     servers: dict[str, HomeServer] = {}
+    tls = _tls(parser, source)
     for section in parser.sections():
         kind, _, name = section.partition(" ")
         if kind != "home_server":
@@ -444,12 +502,29 @@ def _realms(parser: configparser.RawConfigParser, source: str) -> dict[str, Real
         if not name.strip():
             raise ConfigError(f"{source}: [home_server] needs a name: [home_server hks1]")
         reader = _Reader(parser, section, source)
-        secret = reader.required("secret", "the RADIUS shared secret with this HKS")
+        proto = (reader.text("proto", "udp") or "").lower()
+        if proto not in PROTOCOLS:
+            raise reader.fail("proto", "write udp (RADIUS over UDP) or tls (RadSec, RFC 6614)")
+        server_tls = None
+        if proto == "tls":
+            if tls is None:
+                raise ConfigError(
+                    f"{reader.where}: proto = tls needs a [tls] section (ca_file, "
+                    "certificate_file, private_key_file, server_name)"
+                )
+            name_override = reader.text("server_name")
+            server_tls = dataclasses.replace(tls, server_name=name_override or tls.server_name)
+            secret = reader.text("secret", RADSEC_SECRET) or RADSEC_SECRET
+        else:
+            secret = reader.required("secret", "the RADIUS shared secret with this HKS")
+        default_port = DEFAULT_RADSEC_PORT if proto == "tls" else DEFAULT_RADIUS_PORT
         servers[name.strip()] = HomeServer(
             name=name.strip(),
             host=reader.ip("ipaddr", None) or _missing(reader, "ipaddr", "the HKS's IP address"),
-            port=reader.integer("port", DEFAULT_RADIUS_PORT, 1, 65535),
+            port=reader.integer("port", default_port, 1, 65535),
             secret=secret.encode("utf-8"),
+            proto=proto,
+            tls=server_tls,
             response_window=reader.number("response_window", HomeServer.response_window, 0.01, 60),
             retries=reader.integer("retries", HomeServer.retries, 0, 10),
             revive_interval=reader.number("revive_interval", HomeServer.revive_interval, 0, 86400),

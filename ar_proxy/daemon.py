@@ -501,6 +501,8 @@ def secret_warnings(config: DaemonConfig) -> list[str]:
     servers = {server.name: server for realm in config.realms.values() for server in realm.servers}
     found = []
     for name, server in sorted(servers.items()):
+        if server.proto == "tls":  # RFC 6614 §2.3: "radsec" by design; TLS protects
+            continue
         if server.secret in PLACEHOLDER_SECRETS:
             found.append(f"[home_server {name}] secret is a placeholder: set the HKS's secret")
         elif len(server.secret) < MIN_SECRET_LENGTH:

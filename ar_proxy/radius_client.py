@@ -35,6 +35,7 @@ from .config import HomeServer, Realm
 from .logs import emit
 from .pools import Pools, PoolType, StateChange
 from .radius_encoding import AttributeEncoder
+from .radsec import RadSecClient
 
 log = logging.getLogger("hkp-ar.radius")
 
@@ -170,6 +171,7 @@ class RadiusClient:
         self._vendor_id = dictionary.vendors.GetForward("HKP")
         self._random = RandomPool()
         self._encoder = AttributeEncoder(dictionary)
+        self.radsec = RadSecClient(dictionary, self.clock)  # the `proto = tls` home servers
 
     # ---- the role's actions ------------------------------------------------------------
 
@@ -221,6 +223,7 @@ class RadiusClient:
                 if lane.transport is not None:
                     lane.transport.close()
         self._lanes.clear()
+        await self.radsec.close()
 
     # ---- one request through its realm -------------------------------------------------
 
@@ -337,6 +340,10 @@ class RadiusClient:
             lane.refused_at is not None and lane.refused_at >= since
             for lane in self._lanes.get(server.name, [])
         )
+        if server.proto == "tls":
+            self._on_result(server.name, "silent")
+            self.radsec.note_silence(server)
+            return
         where = f"home server {server.name} ({server.host}:{server.port})"
         tries = f"{server.retries + 1} transmission(s) in {server.budget:.3g} s"
         if refused:
@@ -362,6 +369,10 @@ class RadiusClient:
         self, flight: _Flight, server: HomeServer
     ) -> tuple[rpacket.AuthPacket, rpacket.AuthPacket] | None:
         """(request, verified reply), or None when the server stayed silent."""
+        if server.proto == "tls":  # RadSec: its own connection and Identifiers
+            return await self.radsec.exchange(
+                server, lambda identifier: self._build(flight.request, server, identifier)
+            )
         lane, identifier = await self._lane_with_free_id(server)
         request = self._build(flight.request, server, identifier)
         raw = request.RequestPacket()

@@ -53,6 +53,9 @@ RADDB_FILES = (
     "policy.d/hkp_hks",
     "policy.d/hkp_hks_authorization",
     "sites-available/hkp_hks",
+    # RadSec (RFC 6614): installed, not enabled; it needs the operator's certificates
+    # (docs/hks.md "RadSec").
+    "sites-available/hkp_hks_tls",
 )
 # Directories only hkp-radius uses (created on install, removed on uninstall when empty),
 # deepest first.

@@ -7,6 +7,7 @@
     hkp-lab --netns    # (root) MN and AR in their own network namespaces, raw IPv6
     hkp-lab up --hks 2 --store postgresql   # two HKS sharing PostgreSQL, pooled at the AR;
                        # `run` with them adds the failover scenario (one HKS killed mid-run)
+    hkp-lab --udp-radius  # AR to HKS over RADIUS/UDP; the default is RadSec (RFC 6614)
 
 State lives in --dir, else $HKP_LAB_DIR, else /var/lib/hkp-lab (root) or a per-user
 directory. `run` works in a fresh directory under /tmp and removes it afterwards.
@@ -70,7 +71,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         tempfile.mkdtemp(prefix="hkp-lab-run-", dir="/tmp")
     )  # fmt: skip
     try:
-        lab = Lab(directory, use_netns=args.netns, hks_count=args.hks, store=args.store)
+        lab = Lab(
+            directory,
+            use_netns=args.netns,
+            hks_count=args.hks,
+            store=args.store,
+            udp_radius=args.udp_radius,
+        )
     except LabError as exc:
         print(f"hkp-lab: {exc}", file=sys.stderr)
         return EXIT_SETUP
@@ -84,8 +91,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             return EXIT_SETUP
         assert lab.hks is not None
         for server in lab.hks_servers:
-            print(f"  HKS: FreeRADIUS {server.address} port {server.port} (RADIUS, "
-                  f"{server.log_path})")  # fmt: skip
+            port = server.port if lab.udp_radius else server.radsec_port
+            print(f"  HKS: FreeRADIUS {server.address} port {port} ({server.log_path})")
+        print(f"  AR-HKS: {lab.radius_transport}")
         if lab.postgres is not None:
             print(f"  replay state: PostgreSQL {lab.postgres.conninfo()}")
         if lab.topology is not None:
@@ -175,13 +183,15 @@ def cmd_up(args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
         return EXIT_SETUP
     try:
-        lab = Lab(directory, use_netns=args.netns, hks_count=args.hks, store=args.store)
+        lab = Lab(directory, use_netns=args.netns, hks_count=args.hks, store=args.store,
+                  udp_radius=args.udp_radius)  # fmt: skip
         lab.start(detach=True)
     except (LabError, OSError, RuntimeError) as exc:
         print(f"hkp-lab: cannot start the lab: {exc}", file=sys.stderr)
         return EXIT_SETUP
     path = lab.write_endpoints()
     print(json.dumps(lab.endpoints(), indent=1))
+    print(f"hkp-lab: AR-HKS: {lab.radius_transport}", file=sys.stderr)
     print(f"hkp-lab: up; endpoints in {path}; stop with `hkp-lab down`", file=sys.stderr)
     return EXIT_OK
 
@@ -217,6 +227,11 @@ def main(argv: list[str] | None = None) -> int:
         "--store", choices=("sqlite", "postgresql"), default="sqlite",
         help="replay state: sqlite (one HKS) or postgresql (shared; needed for --hks > 1)",
     )  # fmt: skip
+    parser.add_argument(
+        "--udp-radius",
+        action="store_true",
+        help="AR to HKS over RADIUS/UDP instead of RadSec (RADIUS over TLS, the default)",
+    )
     args = parser.parse_args(argv)
     if args.scenario is not None and (args.hks != 1 or args.store != "sqlite"):
         parser.error("a scenario file runs with one HKS: no --hks or --store")

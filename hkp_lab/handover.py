@@ -121,12 +121,7 @@ class HandoverLab(Lab):
             "[raw]", "enabled = yes",
             "[coa_validation]", "mode = permissive",
             "[log]", "level = info",
-            "[home_server lab-hks]",
-            f"ipaddr = {self.hks.address}",
-            f"port = {self.hks.port}",
-            f"secret = {self.secret}",
-            "response_window = 1.0",
-            "retries = 2",
+            *self.home_server_lines(),  # RadSec by default (Lab)
             "[realm DEFAULT]",
             "home_servers = lab-hks",
         ]) + "\n"  # fmt: skip

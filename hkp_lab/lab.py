@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hkp_support.certs import RadSecCerts, make_radsec_certs
 from hkp_support.freeradius import FreeRadiusInstance, free_udp_port, terminate
 from hkp_support.labstate import endpoints_path, processes_path
 from hkp_support.paths import RADDB_SOURCE
@@ -99,6 +100,7 @@ class Lab:
         use_netns: bool = False,
         hks_count: int = 1,
         store: str = "sqlite",
+        udp_radius: bool = False,
     ) -> None:
         if store not in STORES:
             raise LabError(f"--store {store}: use {' or '.join(STORES)}")
@@ -113,6 +115,11 @@ class Lab:
         self.store = store
         self.hks_servers: list[FreeRadiusInstance] = []
         self.postgres: PostgresCluster | None = None
+        # AR-HKS: RadSec (RFC 6614) with a lab CA by default (draft §7.1); RADIUS over
+        # UDP with `udp_radius` (hkp-lab --udp-radius), and for a pool of several HKS
+        # (the lab's pools run over UDP; docs/lab.md).
+        self.udp_radius = udp_radius or hks_count > 1
+        self.certs: RadSecCerts | None = None
         self.identities = make_identities()
         self.load_identities = make_load_identities()
         self.secret = secrets.token_hex(16)
@@ -164,7 +171,18 @@ class Lab:
     def hks_address(self) -> str:
         return "127.0.0.1"
 
+    @property
+    def radius_transport(self) -> str:
+        """How the AR talks to the HKS, as hkp-lab prints it."""
+        if self.udp_radius:
+            return "RADIUS over UDP (--udp-radius): only the HK is hidden"
+        return "RadSec (RADIUS over TLS, RFC 6614), certificates of a lab CA"
+
     def _start_hks(self) -> None:
+        if not self.udp_radius:
+            self.certs = make_radsec_certs(
+                self.directory / "pki", server_addresses=[self.hks_address]
+            )
         replay: str | None = None
         if self.store == "postgresql":
             self.postgres = PostgresCluster(self.directory / "postgresql")
@@ -182,6 +200,7 @@ class Lab:
                 address=self.hks_address,
                 require_timestamp=None,  # the shipped default (yes), as in production
                 replay_postgresql=replay,
+                radsec=self.certs.server if self.certs else None,
             )
             self.hks_servers.append(server)
             self.hks = self.hks_servers[0]
@@ -213,11 +232,34 @@ class Lab:
             "[control]",
             f"socket = {self.ar_control}",
         ]
-        host = self.topology.hks_address if self.topology else self.hks.address
-        lines += home_server_lines(host, [s.port for s in self.hks_servers], self.secret)
+        if len(self.hks_servers) == 1:
+            lines += [*self.home_server_lines(), "[realm DEFAULT]", "home_servers = lab-hks"]
+        else:
+            host = self.topology.hks_address if self.topology else self.hks.address
+            lines += home_server_lines(host, [s.port for s in self.hks_servers], self.secret)
         if raw and self.topology is not None:
             lines.insert(lines.index("[udp]"), f"netns = {self.topology.ar_ns}")
         return "\n".join(lines) + "\n"
+
+    def home_server_lines(self, name: str = "lab-hks") -> list[str]:
+        """[home_server NAME] for the lab's HKS, and [tls] when it is RadSec."""
+        assert self.hks is not None
+        address = self.topology.hks_address if self.topology else self.hks.address
+        lines = [f"[home_server {name}]", f"ipaddr = {address}"]
+        if self.certs is None:
+            lines += [f"port = {self.hks.port}", f"secret = {self.secret}"]
+        else:
+            lines += ["proto = tls", f"port = {self.hks.radsec_port}"]
+        lines += ["response_window = 1.0", "retries = 2"]
+        if self.certs is not None:
+            lines += [
+                "[tls]",
+                f"ca_file = {self.certs.client.ca}",
+                f"certificate_file = {self.certs.client.certificate}",
+                f"private_key_file = {self.certs.client.key}",
+                f"server_name = {self.certs.server_name}",
+            ]
+        return lines
 
     def _start_ar(self, detach: bool) -> None:
         work = self.directory / "ar"
@@ -276,6 +318,9 @@ class Lab:
             "hks": {
                 "address": self.hks.address,
                 "port": self.hks.port,
+                "radius": "udp" if self.certs is None else "radsec",
+                "radsec_port": self.hks.radsec_port,
+                "ca_file": str(self.certs.client.ca) if self.certs else None,
                 "secret": self.secret,
                 "dictionary_dir": str(self.hks.dictionary_dir),
             },

@@ -29,6 +29,7 @@ from typing import Any
 
 import hkp_radius
 from hkp_radius.errors import ConfigError
+from hkp_support.certs import CertFiles
 from hkp_support.paths import FREERADIUS_MODULE_DIR as PACKAGE_DIR
 from hkp_support.paths import FREERADIUS_MODULE_FILES as MODULE_FILES
 from hkp_support.paths import RADDB_SOURCE
@@ -45,9 +46,12 @@ ACCESS_ACCEPT = 2
 MESSAGE_AUTHENTICATOR = 80
 
 
-def free_udp_port(address: str = "127.0.0.1") -> int:
+RADSEC_SECRET = b"radsec"  # RFC 6614 §2.3
+
+
+def free_udp_port(address: str = "127.0.0.1", kind: int = socket.SOCK_DGRAM) -> int:
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+    with socket.socket(family, kind) as sock:
         sock.bind((address, 0))
         port: int = sock.getsockname()[1]
         return port
@@ -155,6 +159,8 @@ class FreeRadiusInstance:
         debug: bool = False,
         freeradius: str = FREERADIUS,
         run_as: str | None = FREERADIUS_USER,
+        radsec: CertFiles | None = None,
+        radsec_port: int | None = None,
     ) -> None:
         self.work_dir = Path(work_dir).resolve()
         self.address = address
@@ -194,6 +200,12 @@ class FreeRadiusInstance:
         ):
             if number is not None:
                 self.module_config[key] = str(number)
+        # RadSec (sites-available/hkp_hks_tls) beside UDP: the HKS's certificate and key
+        # and the CA its clients' certificates must chain to (`radsec.ca`).
+        self.radsec = radsec
+        self.radsec_port = (
+            (radsec_port or free_udp_port(address, socket.SOCK_STREAM)) if radsec else None
+        )
         self.process: subprocess.Popen[bytes] | None = None
         self.exit_code: int | None = None
         self._stdout: Any = None
@@ -304,6 +316,8 @@ class FreeRadiusInstance:
         ):
             site = _set_item(site, key, value, "sites-available/hkp_hks")
         (raddb / "sites-enabled" / "hkp_hks").write_text(site)
+        if self.radsec is not None:
+            self._write_radsec_site()
 
         shutil.copy(RADDB_SOURCE / "policy.d" / "hkp_hks", raddb / "policy.d")
         authorization = RADDB_SOURCE / "policy.d" / "hkp_hks_authorization"
@@ -313,6 +327,25 @@ class FreeRadiusInstance:
             (raddb / "policy.d" / "hkp_hks_authorization").write_text(
                 f"hkp_hks_authorization {{\n{self.authorization_policy}\n}}\n"
             )
+
+    def _write_radsec_site(self) -> None:
+        assert self.radsec is not None and self.radsec_port is not None
+        certs = self.raddb_dir / "certs" / "hkp_hks"
+        certs.mkdir(parents=True, exist_ok=True)
+        for source, name in (
+            (self.radsec.certificate, "hks.pem"),
+            (self.radsec.key, "hks.key"),
+            (self.radsec.ca, "ca.pem"),
+        ):
+            shutil.copy(source, certs / name)
+        site = (RADDB_SOURCE / "sites-available" / "hkp_hks_tls").read_text()
+        for key, value in (
+            ("hkp_hks_tls_listen_ipaddr", self.address),
+            ("hkp_hks_tls_listen_port", str(self.radsec_port)),
+            ("hkp_hks_tls_ar_ipaddr", self.address),
+        ):
+            site = _set_item(site, key, value, "sites-available/hkp_hks_tls")
+        (self.raddb_dir / "sites-enabled" / "hkp_hks_tls").write_text(site)
 
     @staticmethod
     def _group(user: str) -> str:
@@ -342,7 +375,7 @@ class FreeRadiusInstance:
             for name in files:
                 path = os.path.join(root, name)
                 os.chown(path, entry.pw_uid, entry.pw_gid)
-                os.chmod(path, 0o640)
+                os.chmod(path, 0o600 if name.endswith(".key") else 0o640)
         os.chmod(self.work_dir, 0o755)  # noqa: S103 - traversable, lists nothing secret
         os.chmod(self.dictionary_dir, 0o755)  # noqa: S103 - public dictionaries
         for name in os.listdir(self.dictionary_dir):

@@ -83,3 +83,4 @@ def strict_hks() -> Iterator[FreeRadiusInstance]:
 
 
 from .ar_fixtures import ar_hks, hkp_ar, hks_and_ar, mn_socket, start_ar  # noqa: E402, F401
+from .radsec_fixtures import radsec_hks, radsec_pki, start_tls_ar  # noqa: E402, F401
