@@ -14,7 +14,7 @@ from pyrad import packet as rpacket
 from hkp_radius.constants import Status
 from hkp_radius.mn import MNConfig
 from hkp_support.freeradius import FreeRadiusInstance
-from mn_client import LoadFigures, UdpTransport, run_load
+from mn_client import LoadResult, UdpTransport, run_load
 from tests.ar_helpers import (
     AR_ID,
     COA,
@@ -207,7 +207,7 @@ def test_hks_restarted_mid_load_ar_reconnects_and_retries_succeed(
     ar = start_tls_ar()
     total = 60
     configs = [MNConfig(nai=NAI, hmk=HMK), MNConfig(nai=NAI2, hmk=HMK2)]
-    figures: list[LoadFigures] = []
+    figures: list[LoadResult] = []
     failure: list[BaseException] = []
 
     def load() -> None:
@@ -218,7 +218,7 @@ def test_hks_restarted_mid_load_ar_reconnects_and_retries_succeed(
                     lambda: UdpTransport({AR_ID: ("::1", ar.udp_port)}),
                     AR_ID,
                     total,
-                    4,
+                    2,  # one exchange per identity in flight (the load generator's rule)
                     [ip6("2001:db8::a1"), ip6("2001:db8::a2")],
                 )
             )
