@@ -231,6 +231,14 @@ class Lab:
             "level = info",
             "[control]",
             f"socket = {self.ar_control}",
+            # The lab stages load (hkp-mn load --lab): admission limits far above it. The
+            # production defaults are shown against floods in tests/integration/test_ar_flood.py.
+            "[admission]",
+            "source_rate = 100000",
+            "source_burst = 100000",
+            "nai_rate = 100000",
+            "nai_burst = 100000",
+            "max_in_flight = 4096",
         ]
         if len(self.hks_servers) == 1:
             lines += [*self.home_server_lines(), "[realm DEFAULT]", "home_servers = lab-hks"]
