@@ -17,6 +17,7 @@ the group bound at once.
 from __future__ import annotations
 
 import ctypes
+import errno
 import socket
 import struct
 
@@ -24,6 +25,7 @@ SO_REUSEPORT = getattr(socket, "SO_REUSEPORT", 15)
 SO_ATTACH_REUSEPORT_CBPF = 51  # asm-generic/socket.h
 SKF_NET_OFF = -0x100000  # linux/filter.h: loads relative to the network header
 MAX_QUEUES = 64
+EPHEMERAL_ATTEMPTS = 8  # port 0: draws of a free port before giving up
 
 # linux/bpf_common.h
 LD, LDX, ALU, JMP, RET, MISC = 0x00, 0x01, 0x04, 0x05, 0x06, 0x07
@@ -76,7 +78,21 @@ def attach(sock: socket.socket, program: bytes) -> None:
 
 def open_group(family: int, listen: str, port: int, queues: int) -> list[socket.socket]:
     """`queues` sockets bound to (listen, port), steered by source; the first raises
-    OSError (EADDRINUSE) when another process holds the port."""
+    OSError (EADDRINUSE) when another process holds the port.
+
+    Port 0 (any free port, as tests ask) is claimed, released and bound again, so another
+    socket may take the ephemeral port in between: then a new one is drawn, a few times."""
+    attempts = EPHEMERAL_ATTEMPTS if port == 0 else 1
+    for attempt in range(attempts):
+        try:
+            return _bind_group(family, listen, port, queues)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _bind_group(family: int, listen: str, port: int, queues: int) -> list[socket.socket]:
     claim = socket.socket(family, socket.SOCK_DGRAM)
     try:
         claim.bind((listen, port))  # without SO_REUSEPORT: nobody else may hold it
