@@ -20,12 +20,13 @@ from hkp_radius.constants import MacSubtype
 from . import mh as mh_level
 from .radius import (
     HKP_VENDOR,
+    MESSAGE_AUTHENTICATOR,
     USER_NAME,
     VENDOR_SPECIFIC,
     VT_AR_ADDRESS,
     VT_MOBILITY_HEADER,
     Attributes,
-    framing_ok,
+    as_received,
     hkp_vsas,
     vsa,
 )
@@ -358,8 +359,14 @@ def _radius_reference(
 ) -> tuple[str, str, mh_level.Reference | None]:
     if ma != "valid":
         return "reject", f"Message-Authenticator {ma}", None
-    if not framing_ok(attrs):
-        return "reject", "an attribute over 253 octets", None
+    # Judged as the server reads the packet: an over-long value's length octet is
+    # sent modulo 256, and the rest of the value is read as the attributes after it.
+    received = as_received(attrs)
+    if received is None:
+        return "reject", "an attribute over 253 octets breaks the framing", None
+    if any(t == MESSAGE_AUTHENTICATOR for t, _ in received):  # ours is added when sent
+        return "reject", "more than one Message-Authenticator (RFC 2869 §5.19)", None
+    attrs = received
     # A server drops empty attributes and an HKP-AR-Address that is not 16 octets
     # (FreeRADIUS keeps them as raw attributes): the first well-formed one counts.
     names = [v for t, v in attrs if t == USER_NAME and v]

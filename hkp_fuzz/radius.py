@@ -67,6 +67,26 @@ def framing_ok(attrs: Attributes) -> bool:
     return all(len(value) <= 253 for _, value in attrs)
 
 
+def as_received(attrs: Attributes) -> Attributes | None:
+    """The attributes as a server reads them from the packet encode_request lays out.
+    A value over 253 octets goes out with its length octet modulo 256, so a server
+    reads a short attribute and the rest of the value as the attributes that follow
+    (FreeRADIUS's `radiusd -X` shows them); None when that framing breaks (an
+    attribute shorter than its header or running past the end: RFC 2865 §5, the
+    packet is discarded)."""
+    if framing_ok(attrs):
+        return attrs
+    body = b"".join([bytes((t, (len(v) + 2) & 0xFF)) + v for t, v in attrs])
+    received: Attributes = []
+    offset, end = 0, len(body)
+    while offset < end:
+        if end - offset < 2 or not 2 <= body[offset + 1] <= end - offset:
+            return None
+        received.append((body[offset], body[offset + 2 : offset + body[offset + 1]]))
+        offset += body[offset + 1]
+    return received
+
+
 def encode_request(
     code: int,
     identifier: int,

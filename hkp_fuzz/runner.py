@@ -41,6 +41,7 @@ from .radius import (
     Reply,
     ReplyChecker,
     RequestEncoder,
+    as_received,
     check_reply,
     handover_key,
     hkp_vsas,
@@ -535,11 +536,12 @@ def _key_problem(case: Case, key: bytes | None, nonce: bytes | None, hmk: bytes)
     """The wrong-key oracle: the HK must be gprf+ over this case's nonces, NAI, AR-ID."""
     if key is None or nonce is None:
         return "Access-Accept without HKP-Handover-Key or HKP-HKS-Nonce"
-    names = [v for t, v in case.attributes if t == USER_NAME and v]
-    ars = [v for v in hkp_vsas(case.attributes, VT_AR_ADDRESS) if len(v) == 16]
+    attrs = as_received(case.attributes) or []  # as the server read them
+    names = [v for t, v in attrs if t == USER_NAME and v]
+    ars = [v for v in hkp_vsas(attrs, VT_AR_ADDRESS) if len(v) == 16]
     ref = case.reference  # the one the case's expectation was judged by, if it was
     if ref is None:
-        joined = b"".join(hkp_vsas(case.attributes, VT_MOBILITY_HEADER))
+        joined = b"".join(hkp_vsas(attrs, VT_MOBILITY_HEADER))
         ref = mh_level.reference(joined, hmk, names[0])
     if not ref.valid or ref.mn_nonce is None or ref.prf is None or ref.nai is None:
         return f"an HK for a request the fuzzer cannot derive one for ({ref.reason})"

@@ -16,8 +16,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from hkp_fuzz.cases import Setup, generate
+from hkp_fuzz.radius import load_dictionary
+from hkp_fuzz.runner import Options, Run
 from hkp_support.freeradius import FreeRadiusInstance
 from tests.ar_helpers import HMK, NAI
+from tests.test_fuzz_reference import AR_ID as AR_PACKED
+from tests.test_fuzz_reference import LONG_RUN_INDICES
 
 from .ar_fixtures import REPO, ArProcess
 from .conftest import requires_freeradius
@@ -59,6 +64,22 @@ def same_seed_twice(target: str, server: str, report: dict[str, object], *extra:
     _, again = fuzz(target, server, *extra, "--dry-run")
     assert again["cases"] == report["cases"]
     assert again["cases_digest"] == report["cases_digest"]
+
+
+def test_the_long_runs_over_long_attributes_against_the_hks(
+    ar_hks: FreeRadiusInstance,
+) -> None:
+    """The 13 false wrong-accepts of the 2026-12-03 long run (seed 9): an over-long
+    value whose tail FreeRADIUS reads as well-formed attributes. The real HKS accepts
+    them (with the right key: the wrong-key oracle runs), and the reference, judging
+    the packet as the server reads it, no longer calls that wrong. (Before the radius
+    run: a long run's cases include these, which the HKS would then refuse as replays.)"""
+    setup = Setup("radius", 9, NAI, HMK, AR_PACKED, dictionary=load_dictionary())
+    options = Options(ar_hks.address, ar_hks.port, secret=ar_hks.secret, window=13)
+    run = Run(setup, options).run([generate(setup, i) for i in LONG_RUN_INDICES])
+    report = run.report(None)
+    assert report["anomalies"] == [], report["anomalies"]
+    assert report["outcomes"] == {"accept": 13}, report["outcomes"]
 
 
 def test_radius_target_against_the_hks(ar_hks: FreeRadiusInstance, tmp_path: Path) -> None:
