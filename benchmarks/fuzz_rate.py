@@ -33,9 +33,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hkp_fuzz.cases import Case, Setup, generate
+from hkp_fuzz.cases import Case, Setup, cases_for, generate
 from hkp_fuzz.radius import load_dictionary
-from hkp_fuzz.runner import Options, Run, cases_for
+from hkp_fuzz.runner import Options, Run
+from hkp_fuzz.workers import Digesting, run_workers
 from hkp_radius.wire import HKResp
 
 SECRET = b"fuzz-rate-secret"
@@ -51,10 +52,12 @@ def _cpu() -> float:
 
 def _digesting(cases: Iterator[Case]) -> Iterator[Case]:
     """As the CLI does: every case hashed into cases_digest on the way."""
-    digest = hashlib.sha256()
-    for case in cases:
-        digest.update(f"{case.index}:{'|'.join(case.chain)}:".encode() + case.payload())
-        yield case
+    yield from Digesting(cases)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _reject(data: bytes, keyed: Any) -> bytes:
@@ -156,12 +159,37 @@ def full_run(setup: Setup, count: int, window: int, profile: Path | None) -> Non
     )
 
 
+def workers_run(setup: Setup, count: int, window: int, workers: int) -> None:
+    """`--workers N` against the same responder: wall rate and the workers' CPU."""
+    parent, child = multiprocessing.Pipe()
+    stop_parent, stop_child = multiprocessing.Pipe()
+    server = multiprocessing.Process(target=responder, args=(setup.target, child, stop_child))
+    server.start()
+    port = parent.recv()
+    options = Options("127.0.0.1", port, SECRET, window=window, timeout=2.0)
+    cpu, children, wall = _cpu(), _children_cpu(), time.monotonic()
+    report = run_workers(setup, options, 0, count, workers)
+    wall = time.monotonic() - wall
+    cpu, children = _cpu() - cpu, _children_cpu() - children
+    stop_parent.send(True)
+    parent.recv()
+    server.join()
+    per_case = children / count * 1e6
+    print(
+        f"{setup.target:6} {f'full run, {workers} workers':23}: {count / wall:10,.0f} cases/s, "
+        f"{per_case:6.1f} us CPU per case in the workers (own rate {workers * 1e6 / per_case:,.0f}"
+        f" cases/s on {workers} free cores), parent {cpu / count * 1e6:.1f} us; "
+        f"outcomes {report['outcomes']}, anomalies {len(report['anomalies'])}"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("-n", "--cases", type=int, default=20000)
     parser.add_argument("--window", type=int, default=64)
     parser.add_argument("--targets", default="radius,mh")
     parser.add_argument("--profile", type=Path, help="write cProfile stats here")
+    parser.add_argument("--workers", type=int, default=2, help="the --workers phase's N")
     args = parser.parse_args()
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
@@ -171,6 +199,8 @@ def main() -> int:
         setup = Setup(target, SEED, NAI, HMK, dictionary=dictionary)
         generation(setup, args.cases, args.profile)
         full_run(setup, args.cases, args.window, args.profile)
+        if args.workers > 1:
+            workers_run(setup, args.cases, args.window, args.workers)
     return 0
 
 

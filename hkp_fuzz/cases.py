@@ -10,7 +10,7 @@ import hashlib
 import json
 import random
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,11 +175,51 @@ def rng_for(seed: int, index: int) -> random.Random:
     return random.Random(f"hkp-fuzz/{seed}/{index}")
 
 
+DIGEST_BLOCK = 1024  # indices per block of cases_digest (a block never spans workers)
+
+
+class Digest:
+    """cases_digest, fed the cases in index order: SHA-256 over the SHA-256s of the
+    blocks of DIGEST_BLOCK indices (index // DIGEST_BLOCK), each over its cases' index,
+    chain and bytes. Equal digests, equal cases; and runs over adjacent index ranges
+    split at block boundaries (--workers) merge into the digest of the whole."""
+
+    def __init__(self) -> None:
+        self.blocks: list[tuple[int, bytes]] = []  # (block number, its SHA-256)
+        self._block = -1
+        self._hash = hashlib.sha256()
+
+    def update(self, case: Case) -> None:
+        block = case.index // DIGEST_BLOCK
+        if block != self._block:
+            self._close()
+            self._block, self._hash = block, hashlib.sha256()
+        self._hash.update(f"{case.index}:{'|'.join(case.chain)}:".encode() + case.payload())
+
+    def _close(self) -> None:
+        if self._block >= 0:
+            self.blocks.append((self._block, self._hash.digest()))
+            self._block = -1
+
+    def finished(self) -> list[tuple[int, bytes]]:
+        self._close()
+        return self.blocks
+
+    def hexdigest(self) -> str:
+        return merge_digests([self.finished()])
+
+
+def merge_digests(parts: Iterable[list[tuple[int, bytes]]]) -> str:
+    """The digest of runs' blocks together (each run's Digest.finished())."""
+    blocks = sorted(block for part in parts for block in part)
+    return hashlib.sha256(b"".join(value for _, value in blocks)).hexdigest()
+
+
 def digest(cases: Iterable[Case]) -> str:
-    """SHA-256 over every case's index, chain and bytes: equal digests, equal cases."""
-    h = hashlib.sha256()
+    """cases_digest of cases in index order (Digest): equal digests, equal cases."""
+    h = Digest()
     for case in cases:
-        h.update(f"{case.index}:{'|'.join(case.chain)}:".encode() + case.payload())
+        h.update(case)
     return h.hexdigest()
 
 
@@ -499,6 +539,14 @@ def _generator(setup: Setup) -> Generator:
 def generate(setup: Setup, index: int) -> Case:
     """Case `index` of the run: index 0 is the unmutated template."""
     return _generator(setup).case(index)
+
+
+def cases_for(setup: Setup, count: int | None, start: int = 0) -> Iterator[Case]:
+    """Cases start, start + 1, ... (count of them, or without end)."""
+    index = start
+    while count is None or index < start + count:
+        yield generate(setup, index)
+        index += 1
 
 
 def mutator_names(case: Case) -> list[str]:

@@ -8,19 +8,19 @@ answer before the run (nothing to fuzz).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import ipaddress
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from mn_client import HmkFileError, parse_endpoint, read_hmk_file
 
 from . import minimize as shrink
-from .cases import DEFAULT_AR_ID, DEFAULT_NAI, Case, Setup, load_case, save_case
+from .cases import DEFAULT_AR_ID, DEFAULT_NAI, Case, Setup, cases_for, load_case, save_case
 from .radius import load_dictionary
-from .runner import Options, Run, cases_for
+from .runner import Options, Run
+from .workers import Digesting, run_workers
 
 EXIT_CLEAN, EXIT_ANOMALY, EXIT_USAGE, EXIT_NO_TARGET = 0, 1, 2, 3
 RADIUS_PORT, AR_UDP_PORT = 1812, 54135
@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", help="keep anomalies and a corpus here")
         p.add_argument("--progress", action="store_true", help="progress on standard error")
         p.add_argument("--dry-run", action="store_true", help="generate only: report digest")
+        p.add_argument(
+            "--workers", type=int, default=1, help="N processes over adjacent index ranges"
+        )
     for name, what in (("replay", "re-send one kept case"), ("minimize", "shrink a kept case")):
         p = sub.add_parser(name, help=what)
         p.add_argument("file", help="a case file from --out DIR/anomalies or corpus")
@@ -165,19 +168,6 @@ def _options(args: argparse.Namespace, target: str, server: str) -> Options:
     )
 
 
-class _Digesting:
-    """Cases as they are generated, hashed on the way (cases.digest, incrementally)."""
-
-    def __init__(self, cases: Iterator[Case]) -> None:
-        self.cases = cases
-        self.hash = hashlib.sha256()
-
-    def __iter__(self) -> Iterator[Case]:
-        for case in self.cases:
-            self.hash.update(f"{case.index}:{'|'.join(case.chain)}:".encode() + case.payload())
-            yield case
-
-
 def _print(report: dict[str, object], as_json: bool) -> None:
     if as_json:
         print(json.dumps(report, indent=2, sort_keys=True))
@@ -199,7 +189,13 @@ def _fuzz(args: argparse.Namespace) -> int:
     setup = _setup(args, target, args.seed, {})
     options = _options(args, target, args.server)
     count = args.cases if args.cases is not None or args.duration is not None else 10000
-    cases = _Digesting(cases_for(setup, count, args.start))
+    if args.workers < 1:
+        raise UsageError("--workers is at least 1")
+    if args.workers > 1 and count is None:
+        raise UsageError("--workers needs --cases: the workers split a range of indices")
+    if args.workers > 1 and options.restart_command:
+        raise UsageError("--restart-command works with one worker only")
+    cases = Digesting(cases_for(setup, count, args.start))
     if args.dry_run:
         total = sum(1 for _ in cases)
         report: dict[str, object] = {
@@ -207,7 +203,7 @@ def _fuzz(args: argparse.Namespace) -> int:
             "target": target,
             "seed": args.seed,
             "cases": total,
-            "cases_digest": cases.hash.hexdigest(),
+            "cases_digest": cases.digest.hexdigest(),
         }
         _print(report, args.json)
         return EXIT_CLEAN
@@ -215,12 +211,17 @@ def _fuzz(args: argparse.Namespace) -> int:
     if not run_alive(run):
         print(f"hkp-fuzz: {args.server} does not answer the liveness probe", file=sys.stderr)
         return EXIT_NO_TARGET
-    run.run(cases)
+    if args.workers > 1:
+        assert count is not None
+        report = run_workers(setup, options, args.start, count, args.workers)
+    else:
+        run.run(cases)
+        report = run.report(cases.digest.hexdigest())
+        report["workers"] = 1
     if options.progress:
         print(file=sys.stderr)
-    report = run.report(cases.hash.hexdigest())
     _print(report, args.json)
-    return EXIT_ANOMALY if run.anomalies else EXIT_CLEAN
+    return EXIT_ANOMALY if report["anomalies"] else EXIT_CLEAN
 
 
 def run_alive(run: Run) -> bool:
@@ -256,6 +257,7 @@ def _replay(args: argparse.Namespace) -> int:
     case, kept, setup, options = _kept(args)
     run = _once(case, setup, options)
     report = run.report(None)
+    report["workers"] = 1
     report["expected_oracle"] = kept.get("oracle")
     report["reproduced"] = any(a.oracle == kept.get("oracle") for a in run.anomalies)
     _print(report, args.json)

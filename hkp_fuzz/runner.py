@@ -30,7 +30,7 @@ from hkp_radius.wire import HKResp, decode_message
 from hkp_support.freeradius import status_server
 
 from . import mh as mh_level
-from .cases import Case, Setup, generate, mutator_names, rng_for, save_case
+from .cases import Case, Setup, mutator_names, rng_for, save_case
 from .radius import (
     ACCESS_ACCEPT,
     ACCESS_REQUEST,
@@ -592,10 +592,3 @@ def _rss_kib(pid: int | None) -> int | None:
     except OSError:
         return None
     return None
-
-
-def cases_for(setup: Setup, count: int | None, start: int = 0) -> Iterator[Case]:
-    index = start
-    while count is None or index < start + count:
-        yield generate(setup, index)
-        index += 1

@@ -46,6 +46,7 @@ class BrokenServer:
         self.secret = secret
         self.users = users
         self.wedged = False
+        self.hang_length: int | None = HANG_LENGTH  # None: planted bug 1 off
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.control = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -113,7 +114,7 @@ class BrokenServer:
         zeroed = data[: at + 2] + bytes(16) + data[at + 18 :]
         if not hmac.compare_digest(hmac.new(self.secret, zeroed, hashlib.md5).digest(), mas[0][1]):
             return None
-        if any(len(value) == HANG_LENGTH for _, value, _ in attrs):  # planted bug 1
+        if any(len(value) == self.hang_length for _, value, _ in attrs):  # planted bug 1
             self.wedged = True
             self.hangs += 1
             return None

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from hkp_fuzz.cases import Setup, generate
-from hkp_fuzz.runner import Options, Run, cases_for
+from hkp_fuzz.cases import Setup, cases_for, generate
+from hkp_fuzz.runner import Options, Run
 from hkp_radius.wire import HKResp
 
 NAI = b"mn@example.net"

@@ -15,9 +15,9 @@ import shutil
 
 import pyrad.packet
 
-from hkp_fuzz.cases import Setup
+from hkp_fuzz.cases import Setup, cases_for
 from hkp_fuzz.radius import load_dictionary
-from hkp_fuzz.runner import Options, Run, cases_for
+from hkp_fuzz.runner import Options, Run
 from hkp_radius.wire import radius_attrs as ra
 from hkp_support.freeradius import FreeRadiusInstance
 
