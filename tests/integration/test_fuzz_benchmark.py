@@ -1,7 +1,7 @@
 """Issue 9 (speed): benchmarks/fuzz_rate.py runs tiny from the checkout and prints its
-figures: generation only, and a full run against a responder that keeps up, for both
-targets. Figures are checked for presence and sanity (every case answered, no anomaly),
-never against a speed."""
+figures: generation only, and a full run against a responder that keeps up, in one
+process and with --workers 2, for both targets. Figures are checked for presence and
+sanity (every case answered, no anomaly), never against a speed."""
 
 from __future__ import annotations
 
@@ -37,3 +37,11 @@ def test_fuzz_rate_prints_cases_per_second_and_cpu_per_case(tmp_path: Path) -> N
         ), text
         assert f"outcomes {{'{answer}': 300}}, anomalies 0, late 0" in text, text
         assert (tmp_path / f"{target}-full-run.prof").stat().st_size > 0
+        workers = re.search(rf"^{target} +full run, 2 workers *:.*$", out, re.M)
+        assert workers, out
+        assert re.search(
+            rf"{NUMBER} cases/s, *{NUMBER} us CPU per case in the workers \(own rate "
+            rf"{NUMBER} cases/s on 2 free cores\)",
+            workers.group(0),
+        ), workers.group(0)
+        assert f"outcomes {{'{answer}': 300}}, anomalies 0" in workers.group(0)
