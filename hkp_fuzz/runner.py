@@ -9,8 +9,6 @@ memory.
 from __future__ import annotations
 
 import math
-import os
-import resource
 import select
 import shlex
 import socket
@@ -19,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +46,7 @@ from .radius import (
     hks_nonce,
     radclient_text,
 )
+from .system import allow_files, arrival, drain, enable_stamps, pid_alive, rss_kib
 
 SLOW_BASELINE = 200  # the slow oracle's baseline: the median of the last 200 answers
 ORACLES = ("crash", "hang", "wrong-accept", "wrong-key", "malformed-reply", "slow", "memory")
@@ -124,7 +123,7 @@ class Run:
     def _open(self) -> None:
         family = socket.AF_INET6 if ":" in self.options.host else socket.AF_INET
         count = 1 if self.setup.target == "radius" else self.options.window
-        _allow_files(count + 64)
+        allow_files(count + 64)
         self.family = family
         self.poller = select.epoll()
         self.slot_of: dict[int, int] = {}  # file descriptor -> slot (mh: a socket a slot)
@@ -142,6 +141,7 @@ class Run:
         sock = socket.socket(self.family, socket.SOCK_DGRAM)
         sock.setblocking(False)
         sock.connect((self.options.host, self.options.port))
+        enable_stamps(sock)  # the slow oracle's latency: to the answer's arrival
         self.poller.register(sock.fileno(), select.EPOLLIN)
         self.slot_of[sock.fileno()] = slot
         return sock
@@ -155,7 +155,7 @@ class Run:
         self.socks[slot] = self._socket(slot)
 
     def _late(self, fd: int) -> None:
-        for _ in _drain(self.retired_fds[fd]):
+        for _ in drain(self.retired_fds[fd]):
             self.late += 1
 
     def _forget_retired(self, now: float) -> None:
@@ -185,7 +185,7 @@ class Run:
     # --- liveness ---
 
     def alive(self) -> bool:
-        if self.options.watch_pid is not None and not _pid_alive(self.options.watch_pid):
+        if self.options.watch_pid is not None and not pid_alive(self.options.watch_pid):
             return False
         for attempt in range(PROBE_TRIES):
             if self.setup.target == "radius":
@@ -236,7 +236,7 @@ class Run:
 
     def run(self, cases: Iterable[Case]) -> Run:
         self._open()
-        rss_start = _rss_kib(self.options.watch_pid)
+        rss_start = rss_kib(self.options.watch_pid)
         started = self.started = time.monotonic()
         pending = iter(cases)
         retry: deque[Case] = deque()  # in flight when the target died: sent again
@@ -306,7 +306,7 @@ class Run:
                     if alive or self.answered_sent > flight.sent:
                         self._count(flight.case, "no-answer")
                         continue
-                    gone = options.watch_pid is not None and not _pid_alive(options.watch_pid)
+                    gone = options.watch_pid is not None and not pid_alive(options.watch_pid)
                     self._anomaly(
                         "crash" if gone else "hang",
                         flight.case,
@@ -330,7 +330,7 @@ class Run:
         finally:
             self._close()
         self.elapsed = time.monotonic() - started
-        rss_end = _rss_kib(self.options.watch_pid)
+        rss_end = rss_kib(self.options.watch_pid)
         limit = self.options.watch_rss_mib
         if limit is not None and rss_start and rss_end and (rss_end - rss_start) / 1024 > limit:
             last = Case(self.setup.target, self.setup.seed, self.sent - 1, ["run"], "any", "")
@@ -343,8 +343,9 @@ class Run:
             if ready is None:
                 self._late(fd)
                 continue
-            for data in _drain(self.socks[ready]):
-                self._reply(ready, data, flights)
+            sock = self.socks[ready]
+            for data in drain(sock):
+                self._reply(ready, data, flights, sock)
 
     def _release(self, flight: _Flight, answered: bool = False) -> None:
         if flight.authenticator:
@@ -354,7 +355,9 @@ class Run:
             self._retire(flight.slot)
         self.free.append(flight.slot)
 
-    def _reply(self, slot: int, data: bytes, flights: dict[int, _Flight]) -> None:
+    def _reply(
+        self, slot: int, data: bytes, flights: dict[int, _Flight], sock: socket.socket
+    ) -> None:
         radius = self.setup.target == "radius"
         if radius:
             slot = data[1] if len(data) > 1 else -1
@@ -373,6 +376,8 @@ class Run:
         if flight.sent > self.answered_sent:
             self.answered_sent = flight.sent
         latency = time.monotonic() - flight.sent
+        if latency > self.options.slow_after:  # read late: when did it arrive?
+            latency = min(latency, arrival(sock) - flight.sent)
         outcome = self._judge(flight.case, data, reply)
         # sent before a probe ended: it may have waited unread, its latency is unknown
         if flight.sent >= self.probed_at:
@@ -551,44 +556,4 @@ def _key_problem(case: Case, key: bytes | None, nonce: bytes | None, hmk: bytes)
         return f"an HK that cannot be derived: {exc}"
     if expected != key:
         return "the decrypted HK differs from the HK derived from the HMK"
-    return None
-
-
-def _drain(sock: socket.socket) -> Iterator[bytes]:
-    while True:
-        try:
-            yield sock.recv(65535)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:  # ICMP port unreachable surfaces here
-            return
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _allow_files(count: int) -> None:
-    """Raise the soft open-files limit to `count` where allowed (mh: a socket a case)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < count:
-        wanted = count if hard == resource.RLIM_INFINITY else min(count, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-
-
-def _rss_kib(pid: int | None) -> int | None:
-    if pid is None:
-        return None
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        return None
     return None

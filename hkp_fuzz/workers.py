@@ -20,7 +20,8 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from .cases import DIGEST_BLOCK, Case, Digest, Setup, cases_for, merge_digests
-from .runner import ORACLES, Options, Run, _rss_kib
+from .runner import ORACLES, Options, Run
+from .system import rss_kib
 
 
 class Digesting:
@@ -71,7 +72,7 @@ def run_workers(
     """One run's report from `workers` processes (fork)."""
     ranges = split(start, count, workers)
     context = multiprocessing.get_context("fork")
-    rss_start = _rss_kib(options.watch_pid) if options.watch_rss_mib is not None else None
+    rss_start = rss_kib(options.watch_pid) if options.watch_rss_mib is not None else None
     started = time.monotonic()
     procs = []
     for number, (first, size) in enumerate(ranges):
@@ -101,7 +102,7 @@ def run_workers(
     report = merge(
         [r[1] for r in results], elapsed, merge_digests(r[2] for r in results), len(ranges)
     )
-    rss_end = _rss_kib(options.watch_pid) if rss_start is not None else None
+    rss_end = rss_kib(options.watch_pid) if rss_start is not None else None
     limit = options.watch_rss_mib
     if limit is not None and rss_start and rss_end and (rss_end - rss_start) / 1024 > limit:
         report["anomalies"].append(

@@ -13,6 +13,7 @@ import socket
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -149,3 +150,40 @@ def test_answers_that_came_while_the_probe_blocked_are_read_before_more_probes(
     # case 1's answer was read after the probe, not left for a second probe and "late"
     assert run.outcomes == {"no-answer": 1, "status130": 1}
     assert run.late == 0 and len(probes) == 1
+
+
+def test_an_answer_read_late_is_judged_by_when_it_arrived(
+    fake_ar: Callable[[Answer], FakeAr],
+) -> None:
+    """The 2 `slow` anomalies of the second mh long run (answers "after 1.1 s" with a
+    0.5 s timeout, machine at load 8): the answers had come in time, the fuzzer (nice 19)
+    read them late. The latency is now to the kernel's arrival stamp. Here the fuzzer is
+    kept off its loop for 0.6 s (the condition under test, begun once the AR has sent
+    the answer), against a slow floor of 0.3 s."""
+    stalled_index = 30  # after the slow oracle's 20-answer baseline
+    answered = threading.Event()
+    count: list[int] = []
+
+    def answer(sock: socket.socket, data: bytes, peer: tuple[str, int]) -> None:
+        sock.sendto(REFUSED, peer)
+        count.append(1)
+        if len(count) == stalled_index + 1:
+            answered.set()
+
+    class DescheduledRun(Run):
+        stalled = False
+
+        def _read(self, flights: dict[int, Any], wait: float) -> None:
+            if not self.stalled and any(f.case.index == stalled_index for f in flights.values()):
+                self.stalled = True
+                assert answered.wait(10)  # the answer is in the fuzzer's socket
+                threading.Event().wait(0.6)  # the fuzzer off the CPU
+            super()._read(flights, wait)
+
+    server = fake_ar(answer)
+    setup = Setup("mh", 8, NAI, HMK)
+    options = Options("127.0.0.1", server.port, window=1, timeout=2.0, slow_after=0.3)
+    run = DescheduledRun(setup, options).run(cases_for(setup, 40))
+    assert run.stalled
+    assert [a.to_json() for a in run.anomalies] == []
+    assert run.outcomes == {"status130": 40}
