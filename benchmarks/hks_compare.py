@@ -28,7 +28,6 @@ import json
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,15 +35,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_common
 import pyrad.packet
 import udpload
 
-from hkp_radius import crypto
-from hkp_radius.constants import PRF, MacAlgorithm, MacSubtype, NonceSubtype
 from hkp_radius.wire import ntp
 from hkp_radius.wire import radius_attrs as ra
-from hkp_radius.wire.messages import HKReq
-from hkp_radius.wire.options import HandoverNonce, MacOption, MobileNodeIdentifier, Timestamp
 from hkp_support.freeradius import FreeRadiusInstance
 
 AR_ID = bytes.fromhex("20010db8000000000000000000000001")
@@ -114,21 +110,9 @@ def build_requests(instance: FreeRadiusInstance, count: int, users: int) -> list
     wires = []
     for i in range(count):
         nai, hmk = identity(i % users)
-        message_id = (i // users) % 256
-        message = HKReq(
-            message_id,
-            False,
-            PRF.HMAC_SHA1,
-            COA,
-            (
-                MobileNodeIdentifier(nai.encode()),
-                HandoverNonce(NonceSubtype.MN_NONCE, hashlib.sha256(b"%d" % i).digest()[:16]),
-                Timestamp(now + i * 4096),  # ~1 us apart: strictly increasing per NAI
-                MacOption(MacSubtype.MN_HKS, MacAlgorithm.HMAC_SHA1),
-            ),
-        )
-        hik = crypto.derive_hik(hmk, PRF.HMAC_SHA1, message_id, MacAlgorithm.HMAC_SHA1)
-        wire = crypto.sign_message(message, {MacSubtype.MN_HKS: hik})
+        nonce = hashlib.sha256(b"%d" % i).digest()[:16]
+        timestamp = now + i * 4096  # ~1 us apart: strictly increasing per NAI
+        wire = bench_common.signed_hkreq(nai, hmk, (i // users) % 256, COA, nonce, timestamp)
         packet = client.CreateAuthPacket(code=pyrad.packet.AccessRequest, id=i % 256)
         packet.add_message_authenticator()
         for name, value in ra.access_request_attributes(
@@ -177,8 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     args = parser.parse_args(argv)
     users = dict(identity(i) for i in range(args.users))
-    root = Path(tempfile.mkdtemp(prefix="hkp-compare-", dir=args.db))
-    root.chmod(0o755)
+    root = bench_common.work_root("hkp-compare-", args.db)
     servers = {kind: Variant(kind, root / kind, users=users, require_timestamp=True,
                              timestamp_window=3600) for kind in VARIANTS}  # fmt: skip
     rounds: dict[str, list[dict[str, Any]]] = {kind: [] for kind in VARIANTS}
