@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -31,6 +30,7 @@ import pytest
 from ar_proxy import keystore
 from hkp_radius.ar.keys import StoredKey
 from hkp_support.freeradius import FREERADIUS, FreeRadiusInstance
+from hkp_support.process import terminate
 from tests.ar_helpers import HMK, HMK2, NAI, NAI2
 
 REPO = Path(__file__).resolve().parents[2]
@@ -174,14 +174,7 @@ class ArProcess:
         """SIGTERM and wait; returns the exit status."""
         if self.process is None:
             return 0
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        code = self.process.returncode
+        code = terminate(self.process)
         self.process = None
         self._log.close()
         return code
@@ -284,10 +277,33 @@ def ar_hks() -> Iterator[FreeRadiusInstance]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+class StartedArs:
+    """What an AR factory fixture started: its hkp-ar processes and the work dirs it
+    made, all stopped and removed at teardown (`close`)."""
+
+    def __init__(self) -> None:
+        self.processes: list[ArProcess] = []
+        self.dirs: list[Path] = []
+
+    def work_dir(self, prefix: str) -> Path:
+        path = temp_dir(prefix)
+        self.dirs.append(path)
+        return path
+
+    def start(self, process: ArProcess) -> ArProcess:
+        self.processes.append(process)
+        return process.start()
+
+    def close(self) -> None:
+        for process in self.processes:
+            process.stop()
+        for path in self.dirs:
+            shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture
 def start_ar(ar_hks: FreeRadiusInstance) -> Iterator[Callable[..., ArProcess]]:
-    started: list[ArProcess] = []
-    dirs: list[Path] = []
+    ars = StartedArs()
 
     def start(
         servers: list[tuple[str, int]] | None = None,
@@ -296,8 +312,7 @@ def start_ar(ar_hks: FreeRadiusInstance) -> Iterator[Callable[..., ArProcess]]:
         **kw: Any,
     ) -> ArProcess:
         if work is None:
-            work = temp_dir("hkp-ar-")
-            dirs.append(work)
+            work = ars.work_dir("hkp-ar-")
         targets = servers if servers is not None else [(ar_hks.address, ar_hks.port)]
         log_file = (sections or {}).get("log", {}).get("file")
         process = ArProcess(
@@ -305,14 +320,10 @@ def start_ar(ar_hks: FreeRadiusInstance) -> Iterator[Callable[..., ArProcess]]:
             config_text(work / "keys.sqlite", targets, sections, **kw),
             log_file=Path(log_file) if log_file else None,
         )
-        started.append(process)
-        return process.start()
+        return ars.start(process)
 
     yield start
-    for process in started:
-        process.stop()
-    for path in dirs:
-        shutil.rmtree(path, ignore_errors=True)
+    ars.close()
 
 
 @pytest.fixture
