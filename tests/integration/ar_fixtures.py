@@ -21,11 +21,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from ar_proxy import keystore
 from hkp_radius.ar.keys import StoredKey
@@ -38,6 +40,19 @@ READY_TIMEOUT = 15.0
 EXCHANGE_TIMEOUT = 10.0
 POLL = 0.02  # polling interval of deadline-bound waits
 AR_SECRET = b"hkp-test-secret"
+
+
+def scrape(address: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """hkp-ar's /metrics at `address`: {(sample name, sorted labels): value}, and the
+    whole text under ("text", ())."""
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    samples[("text", ())] = text  # type: ignore[assignment]
+    return samples
 
 
 def require_root_and_freeradius() -> None:
