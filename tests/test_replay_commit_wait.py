@@ -133,3 +133,13 @@ def test_module_accept_carries_the_commit_wait_and_the_notice_follows_the_commit
     # The same HKReq again: a replay, refused in the module call, nothing to wait for.
     rcode, lists = module.authenticate(module_lists(hkreq(timestamp=timestamp)))
     assert rcode == module.RLM_MODULE_REJECT and "config" not in lists
+
+
+def test_replay_commit_setting_is_checked() -> None:
+    from freeradius_module.config import parse_module_config
+    from hkp_radius.errors import ConfigError
+
+    assert parse_module_config({}).replay_commit == "inline"  # absent: the old way
+    assert parse_module_config({"replay_commit": "post-auth"}).replay_commit == "post-auth"
+    with pytest.raises(ConfigError, match="replay_commit = 'later'"):
+        parse_module_config({"replay_commit": "later"})
