@@ -251,8 +251,12 @@ class FreeRadiusInstance(PrivateServer):
 
     def _write_raddb(self) -> None:
         raddb = self.raddb_dir
-        for sub in ("mods-enabled", "sites-enabled", "policy.d", "mods-config/files"):
+        for sub in (
+            "mods-enabled", "sites-enabled", "policy.d", "mods-config/files", "mods-config/perl/hkp"
+        ):  # fmt: skip
             (raddb / sub).mkdir(parents=True, exist_ok=True)
+        commit_wait = "mods-config/perl/hkp/commit_wait.pl"  # mods-available/hkp_hks uses it
+        shutil.copy(RADDB_SOURCE / commit_wait, raddb / commit_wait)
         user = self.run_as or pwd.getpwuid(os.geteuid()).pw_name
         conf = (RADDB_SOURCE / "private" / "radiusd.conf.in").read_text()
         conf = conf.replace("@WORK@", str(self.work_dir)).replace("@USER@", user)
