@@ -35,7 +35,7 @@ from .config import HomeServer, Realm
 from .logs import emit
 from .pools import Pools, PoolType, StateChange
 from .radius_encoding import AttributeEncoder
-from .radsec import RadSecClient
+from .radsec import RadSecClient, RadSecError
 
 log = logging.getLogger("hkp-ar.radius")
 
@@ -253,6 +253,8 @@ class RadiusClient:
                 try:
                     result = await self._try_server(flight, server)
                 except OSError as exc:  # its socket cannot be opened (no route, bad scope)
+                    failed = "no_connection" if isinstance(exc, RadSecError) else "unreachable"
+                    self._on_result(server.name, failed)
                     log.warning("home server %s (%s:%d) cannot be reached: %s",
                                 server.name, server.host, server.port, exc)  # fmt: skip
                     self._log_pool(self.pools.unanswered(server, self.clock.now()))
