@@ -104,6 +104,14 @@ def ar_config(work: Path, hks: FreeRadiusInstance) -> str:
             "mode = permissive",
             "[log]",
             "level = info",
+            # One source (the generator on ::1) staging load: admission limits far above
+            # it, as the lab's (hkp_lab/lab.py); the defaults drop it as a flood (issue 15).
+            "[admission]",
+            "source_rate = 100000",
+            "source_burst = 100000",
+            "nai_rate = 100000",
+            "nai_burst = 100000",
+            "max_in_flight = 4096",
             "[home_server hks]",
             f"ipaddr = {hks.address}",
             f"port = {hks.port}",
