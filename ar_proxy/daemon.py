@@ -356,7 +356,12 @@ class ARDaemon:
         except Exception:
             log.exception("CoA validator failed")
             valid = False
-        self._guarded("a CoA check", lambda now, _: self.role.coa_validated(action.ref, valid, now))
+        self._coa_checked(action.ref, valid)
+
+    def _coa_checked(self, ref: int, valid: bool) -> None:
+        if self._loop is None:  # stopped meanwhile: as a cancelled check
+            return
+        self._guarded("a CoA check", lambda now, _: self.role.coa_validated(ref, valid, now))
 
     # ---- actions ---------------------------------------------------------------------
 
@@ -412,6 +417,14 @@ class ARDaemon:
                 self.radius.cancel(action.ref)
         elif isinstance(action, ValidateCoA):
             assert self._loop is not None
+            try:
+                decided = self.validator.decide(action.coa, action.nai, action.peer)
+            except Exception:
+                log.exception("CoA validator failed")
+                decided = False
+            if decided is not None:  # no I/O needed: a callback, not a task (issue 14)
+                self._loop.call_soon(self._coa_checked, action.ref, decided)
+                return
             task = self._loop.create_task(self._validate(action))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

@@ -42,6 +42,9 @@ class NeverAnswers:
         self.started = asyncio.Event()
         self.cancelled = False
 
+    def decide(self, coa: bytes, nai: bytes, peer: Hashable) -> bool | None:
+        return None  # a lookup is needed
+
     async def validate(self, coa: bytes, nai: bytes, peer: Hashable) -> bool:
         self.started.set()
         try:
