@@ -359,9 +359,8 @@ class ARDaemon:
         self._coa_checked(action.ref, valid)
 
     def _coa_checked(self, ref: int, valid: bool) -> None:
-        if self._loop is None:  # stopped meanwhile: as a cancelled check
-            return
-        self._guarded("a CoA check", lambda now, _: self.role.coa_validated(ref, valid, now))
+        if self._loop is not None:  # else stopped meanwhile: as a cancelled check
+            self._guarded("a CoA check", lambda now, _: self.role.coa_validated(ref, valid, now))
 
     # ---- actions ---------------------------------------------------------------------
 
@@ -417,11 +416,7 @@ class ARDaemon:
                 self.radius.cancel(action.ref)
         elif isinstance(action, ValidateCoA):
             assert self._loop is not None
-            try:
-                decided = self.validator.decide(action.coa, action.nai, action.peer)
-            except Exception:
-                log.exception("CoA validator failed")
-                decided = False
+            decided = self.validator.decide(action.coa, action.nai, action.peer)
             if decided is not None:  # no I/O needed: a callback, not a task (issue 14)
                 self._loop.call_soon(self._coa_checked, action.ref, decided)
                 return

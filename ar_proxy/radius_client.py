@@ -34,7 +34,7 @@ from .clock import Clock, MonotonicClock, Timer
 from .config import HomeServer, Realm
 from .logs import emit
 from .pools import Pools, PoolType, StateChange
-from .radius_encoding import AttributeEncoder
+from .radius_encoding import AttributeEncoder, request_packet
 from .radius_lanes import (
     AUTHENTICATOR_LENGTH,
     REPLY_ATTRIBUTES,
@@ -236,7 +236,7 @@ class RadiusClient:
                 self._opening[server.name] = loop.create_task(self._open_lane(server))
             return
         packet = self._build(flight.request, server, identifier)
-        flight.raw = packet.RequestPacket()
+        flight.raw = request_packet(packet)
         flight.lane, flight.identifier = lane, identifier
         lane.waiting[identifier] = (packet, partial(self._replied_udp, flight))
         flight.sends_left = server.retries + 1
