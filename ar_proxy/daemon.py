@@ -409,7 +409,8 @@ class ARDaemon:
                 self.raw.send(peer, action.ar_address, action.wire)
         elif isinstance(action, SendAccessRequest):
             assert self.radius is not None
-            emit(logging.DEBUG, "access-request", nai=nai_text(action.nai), ref=action.ref)
+            if log.isEnabledFor(logging.DEBUG):  # nai_text only for a line written
+                emit(logging.DEBUG, "access-request", nai=nai_text(action.nai), ref=action.ref)
             self.radius.send(action, self.config.realm_for(action.nai))
         elif isinstance(action, CancelAccessRequest):
             if self.radius is not None:

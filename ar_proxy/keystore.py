@@ -182,27 +182,42 @@ class SqliteKeyStore:
             self._db.close()  # the writer owns the connection once started
 
     def _apply(self, batch: list[_Op]) -> bool:
+        """One transaction for the batch. Each SPI's last change is what the batch
+        leaves in the tables, so rows are written per kind with executemany (a key
+        stored and retired in one batch is only deleted; issue 14: the writer's
+        per-row execute calls)."""
         stop = False
         last = 0
+        keys: dict[int, StoredKey | None] = {}  # spi -> final row (None: deleted)
+        fbus: dict[int, int | None] = {}  # spi -> final FBU Sequence # (None: deleted)
+        for op in batch:
+            if op is None:
+                stop = True
+                continue
+            last = op[0]
+            if op[1] == "store" and isinstance(op[2], StoredKey):
+                keys[op[2].spi] = op[2]
+            elif op[1] == "delete" and isinstance(op[2], int):
+                keys[op[2]] = fbus[op[2]] = None
+            elif op[1] == "fbu" and isinstance(op[2], tuple):
+                fbus[op[2][0]] = op[2][1]
+        stored = [
+            (key.spi, key.nai, key.hk, key.care_of_address, key.expires_at, key.prf,
+             key.ar_address, timestamp_blob(key.last_timestamp))
+            for key in keys.values() if key is not None
+        ]  # fmt: skip
         try:
             self._db.execute("BEGIN")
-            for op in batch:
-                if op is None:
-                    stop = True
-                    continue
-                last = op[0]
-                if op[1] == "store" and isinstance(op[2], StoredKey):
-                    key = op[2]
-                    self._db.execute(
-                        INSERT,
-                        (key.spi, key.nai, key.hk, key.care_of_address, key.expires_at,
-                         key.prf, key.ar_address, timestamp_blob(key.last_timestamp)),
-                    )  # fmt: skip
-                elif op[1] == "delete" and isinstance(op[2], int):
-                    self._db.execute("DELETE FROM handover_keys WHERE spi = ?", (op[2],))
-                    self._db.execute("DELETE FROM fbu_sequences WHERE spi = ?", (op[2],))
-                elif op[1] == "fbu" and isinstance(op[2], tuple):
-                    self._db.execute(FBU_INSERT, op[2])
+            self._db.executemany(
+                "DELETE FROM handover_keys WHERE spi = ?",
+                [(spi,) for spi, key in keys.items() if key is None],
+            )
+            self._db.executemany(
+                "DELETE FROM fbu_sequences WHERE spi = ?",
+                [(spi,) for spi, sequence in fbus.items() if sequence is None],
+            )
+            self._db.executemany(INSERT, stored)
+            self._db.executemany(FBU_INSERT, [item for item in fbus.items() if item[1] is not None])
             self._db.execute("COMMIT")
             self.commits += 1
         except sqlite3.Error as exc:

@@ -50,6 +50,7 @@ class Metrics:
         keys.set_function(lambda: float(keys_held()))
         self.server: Any = None
         self._by_outcome: dict[str, Any] = {}
+        self._by_result: dict[tuple[str, str], Any] = {}
 
     def exchange(self, outcome: str, seconds: float) -> None:
         self.exchanges[outcome] += 1
@@ -68,7 +69,12 @@ class Metrics:
         """result: answered, silent (no answer, port open), refused (port closed);
         probe_answered, probe_unanswered (Status-Server to a dead server, pools.py)."""
         self.radius[(home_server, result)] += 1
-        self._radius.labels(home_server, result).inc()
+        child = self._by_result.get((home_server, result))
+        if child is None:
+            child = self._by_result[(home_server, result)] = self._radius.labels(
+                home_server, result
+            )
+        child.inc()
 
     def serve(self, address: str, port: int) -> str:
         """Start the HTTP endpoint (a thread of prometheus_client); returns host:port."""
