@@ -15,6 +15,7 @@ holds HKs: it is created mode 0600; put it on a disk only the AR's operators can
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import queue
@@ -69,6 +70,7 @@ SYNCHRONOUS = "FULL"  # a reply that promises a key waits for its fsync
 _Op = Union[
     tuple[int, str, StoredKey], tuple[int, str, int], tuple[int, str, tuple[int, int]], None
 ]  # None: commit and stop
+_Item = Union[list[_Op], None]  # what the queue carries: one loop iteration's changes
 
 
 def timestamp_blob(timestamp: int | None) -> bytes | None:
@@ -106,7 +108,10 @@ class SqliteKeyStore:
         if "last_timestamp" not in columns:
             self._db.execute(MIGRATION)
         # SimpleQueue: no Condition to wait on and notify per change (issue 14 profile).
-        self._queue: queue.SimpleQueue[_Op] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        # Changes of the current event-loop iteration, handed over at once at its end:
+        # one queue put (one wake-up of the writer) per iteration, not per change.
+        self._pending: list[_Op] = []
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -130,20 +135,33 @@ class SqliteKeyStore:
     def store(self, key: StoredKey) -> int:
         """Queue a key; returns the change's sequence number (see on_commit)."""
         self.sequence += 1
-        self._queue.put((self.sequence, "store", key))
+        self._queue_op((self.sequence, "store", key))
         return self.sequence
 
     def store_fbu_sequence(self, spi: int, sequence: int) -> int:
         """Queue the Sequence # of an FBU accepted under `spi`; returns the change's
         sequence number (the FBack waits for its commit, as an HKResp does)."""
         self.sequence += 1
-        self._queue.put((self.sequence, "fbu", (spi, sequence)))
+        self._queue_op((self.sequence, "fbu", (spi, sequence)))
         return self.sequence
 
     def delete(self, spi: int) -> int:
         self.sequence += 1
-        self._queue.put((self.sequence, "delete", spi))
+        self._queue_op((self.sequence, "delete", spi))
         return self.sequence
+
+    def _queue_op(self, op: _Op) -> None:
+        self._pending.append(op)
+        if len(self._pending) == 1:
+            try:
+                asyncio.get_running_loop().call_soon(self._hand_over)
+            except RuntimeError:  # no event loop here (tools, tests): at once
+                self._hand_over()
+
+    def _hand_over(self) -> None:
+        if self._pending:
+            batch, self._pending = self._pending, []
+            self._queue.put(batch)
 
     def close(self, timeout: float | None = None) -> bool:
         """Commit what is queued and close. Returns False when the writer is still busy
@@ -155,6 +173,7 @@ class SqliteKeyStore:
                 self._closed = True
                 self._db.close()
             return True
+        self._hand_over()
         self._queue.put(None)
         thread.join(timeout)
         if thread.is_alive():
@@ -168,13 +187,14 @@ class SqliteKeyStore:
         name_this_thread("hkp-ar-keystore")
         try:
             while True:
-                op = self._queue.get()
-                batch = [op]
-                while len(batch) < BATCH:
+                item = self._queue.get()
+                batch: list[_Op] = [None] if item is None else item
+                while len(batch) < BATCH and None not in batch:
                     try:
-                        batch.append(self._queue.get_nowait())
+                        item = self._queue.get_nowait()
                     except queue.Empty:
                         break
+                    batch += [None] if item is None else item
                 if self._apply(batch):
                     return
         finally:
