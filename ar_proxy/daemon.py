@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import ipaddress
 import json
 import logging
 import os
@@ -59,7 +58,7 @@ from .clock import Clock
 from .config import DaemonConfig, load_config
 from .control import COMMANDS, ControlError, ControlServer, format_keys, format_status, query
 from .keystore import SqliteKeyStore
-from .logs import LogSink, emit, log, setup_logging
+from .logs import LogSink, address_text, emit, log, nai_text, setup_logging
 from .metrics import Metrics
 from .neighbours import (
     NeighbourMonitor,
@@ -74,19 +73,6 @@ from .transports import RawPeer, RawTransport, UdpPeer, UdpTransport, network_na
 
 EXIT_CONFIG = 2
 EXIT_STARTUP = 3
-
-
-def address_text(address: bytes | None) -> str | None:
-    return None if address is None else _address_text(address)
-
-
-@functools.lru_cache(maxsize=4096)  # log lines name the same CoAs again and again
-def _address_text(address: bytes) -> str:
-    return str(ipaddress.IPv6Address(address))
-
-
-def nai_text(nai: bytes | None) -> str | None:
-    return None if nai is None else nai.decode("utf-8", "backslashreplace")
 
 
 def load_dictionary(path: str) -> Dictionary:

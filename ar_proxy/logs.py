@@ -17,10 +17,13 @@ import asyncio
 import copy
 import ctypes
 import ctypes.util
+import functools
+import ipaddress
 import json
 import logging
 import logging.handlers
 import queue
+import socket
 import sys
 import threading
 import time
@@ -63,6 +66,24 @@ class Line:
         self.created = time.time()
         self.levelname = levelname
         self.fields = fields
+
+
+# ---- values as log lines write them ---------------------------------------------------
+
+
+def address_text(address: bytes | None) -> str | None:
+    return None if address is None else _address_text(address)
+
+
+@functools.lru_cache(maxsize=4096)  # log lines name the same CoAs again and again
+def _address_text(address: bytes) -> str:
+    if len(address) == 16 and address[:10] != bytes(10):  # inet_ntop: C, as ipaddress writes it
+        return socket.inet_ntop(socket.AF_INET6, address)
+    return str(ipaddress.IPv6Address(address))  # ::/80: glibc writes some as dotted quads
+
+
+def nai_text(nai: bytes | None) -> str | None:
+    return None if nai is None else nai.decode("utf-8", "backslashreplace")
 
 
 _sink: LogSink | None = None  # set by setup_logging; without one, emit goes via logging
