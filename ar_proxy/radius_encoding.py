@@ -61,7 +61,12 @@ class AttributeEncoder:
                     self._values.clear()  # a new set of MNs: start again
                 self._values[(data_type, value)] = cached
             raw = cached
-        packet.setdefault(key, []).append(raw)
+        # OrderedDict's own methods: pyrad's __contains__/__setitem__ resolve names first
+        values = OrderedDict.get(packet, key)
+        if values is None:
+            OrderedDict.__setitem__(packet, key, [raw])
+        else:
+            values.append(raw)
 
 
 def request_packet(packet: rpacket.AuthPacket) -> bytes:

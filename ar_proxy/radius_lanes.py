@@ -109,7 +109,8 @@ class Lane(asyncio.DatagramProtocol):
         if length < 20 or len(data) < length:
             raise ValueError("Packet has invalid length")
         raw = data[:length]
-        attributes = rpacket.Packet._PktSplitSubAttributes(raw, 20)
+        split = rpacket.Packet._PktSplitSubAttributes
+        attributes = split(raw, 20)
         if attributes is None:
             raise ValueError("Attribute length is invalid")
         reply = rpacket.AuthPacket(
@@ -118,16 +119,25 @@ class Lane(asyncio.DatagramProtocol):
         )  # fmt: skip
         reply.raw_packet = raw
         wanted = self.reply_keys
+        found: dict[Key, list[bytes]] = {}
         for key, value in attributes:
-            if key == VENDOR_SPECIFIC:
-                for vendor_key, vendor_value in reply._PktDecodeVendorAttribute(value):
-                    if vendor_key in wanted:
-                        OrderedDict.setdefault(reply, vendor_key, []).append(vendor_value)
+            if key == VENDOR_SPECIFIC:  # RFC 2865 §5.26: Vendor-Id, then sub-attributes
+                # The attributes read are plain values, not TLVs: pyrad's splitter alone
+                # (its vendor decoder also looks every sub-attribute up as a TLV).
+                subs = split(value, 4) if len(value) >= 6 else None
+                if subs is None:
+                    continue  # pyrad keeps such a value raw under 26: nothing read there
+                vendor = int.from_bytes(value[:4], "big")
+                for code, sub_value in subs:
+                    if (vendor, code) in wanted:
+                        found.setdefault((vendor, code), []).append(sub_value)
             elif key in wanted or key == PROXY_STATE:
-                OrderedDict.setdefault(reply, key, []).append(value)
+                found.setdefault(key, []).append(value)
             elif key == MESSAGE_AUTHENTICATOR:
                 reply.message_authenticator = True
-                OrderedDict.setdefault(reply, key, []).append(value)
+                found.setdefault(key, []).append(value)
+        for key, values in found.items():  # past pyrad's name-resolving __setitem__
+            OrderedDict.__setitem__(reply, key, values)
         return reply
 
     def datagram_received(self, data: bytes, addr: object) -> None:
