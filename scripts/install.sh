@@ -18,8 +18,10 @@ APT_PACKAGES=(freeradius freeradius-python3 freeradius-utils iproute2 sqlite3
               slapd ldap-utils freeradius-ldap)
 
 # The container lab (docker/container-lab.sh, run by test.sh): podman with runc, the
-# compose tool and mmdebstrap for the base image. Not inside the image itself.
-if [ -z "${HKP_NO_CONTAINERS:-}" ] && [ ! -e /run/.containerenv ] && [ ! -e /.dockerenv ]; then
+# compose tool and mmdebstrap for the base image. Not inside the project's image
+# (HKP_NO_CONTAINERS=1) nor another podman container; a machine that is itself a
+# Docker-style sandbox (/.dockerenv, as this project's CI machines are) runs podman fine.
+if [ -z "${HKP_NO_CONTAINERS:-}" ] && [ ! -e /run/.containerenv ]; then
   APT_PACKAGES+=(podman podman-compose mmdebstrap runc containernetworking-plugins)
 fi
 

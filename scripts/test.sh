@@ -19,10 +19,11 @@ if [ "$rc" -eq 5 ]; then
 fi
 [ "$rc" -eq 0 ] || status=1
 # The container lab (issue 12): images from this checkout, HKS/AR/MN containers to a key.
-# Not inside a container (the image runs this script too) and not when pytest was given
-# a selection; HKP_SKIP_CONTAINER_LAB=1 skips it on a developer's machine.
-if [ "$#" -eq 0 ] && [ -z "${HKP_SKIP_CONTAINER_LAB:-}" ] && [ ! -e /run/.containerenv ] &&
-   [ ! -e /.dockerenv ]; then
+# Not inside the project's image (it runs this script too: HKP_NO_CONTAINERS=1) or
+# another podman container, and not when pytest was given a selection;
+# HKP_SKIP_CONTAINER_LAB=1 skips it on a developer's machine.
+if [ "$#" -eq 0 ] && [ -z "${HKP_SKIP_CONTAINER_LAB:-}" ] && [ -z "${HKP_NO_CONTAINERS:-}" ] &&
+   [ ! -e /run/.containerenv ]; then
   echo "== container lab"; ./docker/container-lab.sh || status=1
 fi
 exit $status
