@@ -106,6 +106,13 @@ class AdmissionFront:
         self._unlogged[outcome.value] += 1
         return False
 
+    def dropped_by_reason(self) -> dict[str, int]:
+        """Drops since start by reason (metrics; a copy, safe to read from another
+        thread: Counter() of a dict is one C-level copy under the GIL)."""
+        if self.admission is None:
+            return {}
+        return {reason.value: count for reason, count in self.admission.dropped.items()}
+
     def counters(self) -> dict[str, object] | None:
         return None if self.admission is None else self.admission.counters()
 

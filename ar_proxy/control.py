@@ -131,6 +131,13 @@ def format_status(status: dict[str, Any]) -> str:
     for server, results in sorted(status["radius"].items()):
         text = ", ".join(f"{name} {count}" for name, count in sorted(results.items()))
         lines.append(f"home server {server}: {text}")
+    for server, connection in sorted(status.get("radsec", {}).items()):
+        state = connection["state"]
+        if state == "connected":
+            state += f", {connection['in_flight']} in flight, {connection['packets']} packets"
+        elif state == "failed":
+            state += f" ({connection['reason']}), next try in {connection['retry_in_s']:g} s"
+        lines.append(f"radsec {server} ({connection['address']}): {state}")
     return "\n".join(lines)
 
 

@@ -117,6 +117,8 @@ class ARDaemon:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.discarded = 0
         self.metrics = Metrics(lambda: len(self.role.keys))
+        if self.front.admission is not None:
+            self.metrics.count_admission(self.front.dropped_by_reason)
         self.control: ControlServer | None = None
         self.metrics_bound: str | None = None
         self.started_at = time.monotonic()
@@ -234,6 +236,7 @@ class ARDaemon:
             "discarded": dict(self.metrics.discarded),
             "radius": radius,
             "admission": self.front.counters(),
+            "radsec": self.radius.radsec.states(self.config.realms.values()) if self.radius else {},
             "max_keys_per_nai": self.config.role.max_keys_per_nai,
         }
 

@@ -10,11 +10,13 @@ first ":" so that the decoder's detail never becomes a label value).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
 from prometheus_client import Counter as PromCounter
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 # Exchange durations (s): from an HKReq to its HKResp; the RADIUS round trip dominates.
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -22,6 +24,23 @@ DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 
 def reason_label(reason: str) -> str:
     return reason.split(":", 1)[0]
+
+
+class AdmissionDrops(Collector):
+    """hkp_ar_admission_dropped_total{reason}: read from the admission counters when
+    scraped (the HTTP thread), so that counting a drop costs a flood nothing more."""
+
+    def __init__(self, read: Callable[[], Mapping[str, int]]) -> None:
+        self.read = read
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "hkp_ar_admission_dropped", "datagrams refused by admission control, by reason",
+            labels=["reason"],
+        )  # fmt: skip
+        for reason, count in sorted(self.read().items()):
+            family.add_metric([reason], count)
+        yield family
 
 
 class Metrics:
@@ -67,7 +86,9 @@ class Metrics:
 
     def radius_result(self, home_server: str, result: str) -> None:
         """result: answered, silent (no answer, port open), refused (port closed);
-        probe_answered, probe_unanswered (Status-Server to a dead server, pools.py)."""
+        no_connection (RadSec: refused, TLS failure, in back-off or lost), unreachable
+        (its socket cannot be opened); probe_answered, probe_unanswered (Status-Server
+        to a dead server, pools.py)."""
         self.radius[(home_server, result)] += 1
         child = self._by_result.get((home_server, result))
         if child is None:
@@ -75,6 +96,10 @@ class Metrics:
                 home_server, result
             )
         child.inc()
+
+    def count_admission(self, dropped: Callable[[], Mapping[str, int]]) -> None:
+        """Serve admission drops by reason (`dropped()`: the role's fixed reason names)."""
+        self.registry.register(AdmissionDrops(dropped))
 
     def serve(self, address: str, port: int) -> str:
         """Start the HTTP endpoint (a thread of prometheus_client); returns host:port."""

@@ -44,7 +44,7 @@ from .radius_lanes import (
     _ReplyFuture,
     settle,
 )
-from .radsec import RadSecClient
+from .radsec import RadSecClient, RadSecError
 
 log = logging.getLogger("hkp-ar.radius")
 
@@ -289,6 +289,8 @@ class RadiusClient:
     def _unreachable(self, flight: _Flight, server: HomeServer, exc: OSError) -> None:
         """Its socket cannot be opened (no route, bad scope) or RadSec has no connection."""
         flight.server = None
+        failed = "no_connection" if isinstance(exc, RadSecError) else "unreachable"
+        self._on_result(server.name, failed)
         log.warning("home server %s (%s:%d) cannot be reached: %s",
                     server.name, server.host, server.port, exc)  # fmt: skip
         self._log_pool(self.pools.unanswered(server, self.clock.now()))

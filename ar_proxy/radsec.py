@@ -28,14 +28,14 @@ import asyncio
 import collections
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from pyrad import packet as rpacket
 from pyrad.dictionary import Dictionary
 
 from .clock import Clock, MonotonicClock
-from .config import HomeServer, TlsSettings
+from .config import HomeServer, Realm, TlsSettings
 from .logs import emit
 from .radius_encoding import request_packet
 
@@ -386,6 +386,31 @@ class RadSecClient:
         except RadSecError:
             self._lost(server, connection)
             raise
+
+    def states(self, realms: Iterable[Realm]) -> dict[str, dict[str, object]]:
+        """For `hkp-ar status`: each `proto = tls` home server's connection. connected
+        (requests in flight, packets received), connecting, failed (the last attempt
+        failed or the connection was lost before an answer: why, and when the next
+        attempt may start), or idle (not opened yet, or closed after it had worked:
+        reopened at the next request)."""
+        now = self.clock.now()
+        found: dict[str, dict[str, object]] = {}
+        for server in (s for realm in realms for s in realm.servers if s.proto == "tls"):
+            connection = self._connections.get(server.name)
+            state: dict[str, object]
+            if connection is not None and connection.closed is None:
+                state = {"state": "connected", "in_flight": connection._requests_in_flight(),
+                         "packets": connection.packets}  # fmt: skip
+            elif server.name in self._connecting:
+                state = {"state": "connecting"}
+            elif server.name in self._retry_at:
+                retry_in = max(0.0, self._retry_at[server.name] - now)
+                state = {"state": "failed", "retry_in_s": round(retry_in, 3),
+                         "reason": self._last_failure.get(server.name, "")}  # fmt: skip
+            else:
+                state = {"state": "idle"}
+            found[server.name] = {"address": f"{server.host}:{server.port}", **state}
+        return found
 
     def note_silence(self, server: HomeServer) -> None:
         """The RADIUS client's one line when a live connection did not answer a request."""

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import errno
 import ipaddress
 import logging
-import os
 import socket
 import struct
 from collections.abc import Callable, Hashable, Iterator
@@ -23,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hkp_radius.constants import IPPROTO_MH
+from hkp_support.namespaces import entered
 
 log = logging.getLogger("hkp-ar.transport")
 
@@ -30,7 +28,6 @@ IPV6_CHECKSUM = 7  # linux/in6.h: the kernel computes/checks the checksum at an 
 MH_CHECKSUM_OFFSET = 4  # RFC 6275 §6.1.1: octets 4-5 of the Mobility Header
 IPV6_RECVPKTINFO = getattr(socket, "IPV6_RECVPKTINFO", 49)
 IPV6_PKTINFO = getattr(socket, "IPV6_PKTINFO", 50)
-CLONE_NEWNET = 0x40000000
 MAX_DATAGRAM = 65535
 PKTINFO = struct.Struct("=16sI")  # struct in6_pktinfo
 # Datagrams handled per readiness callback before yielding to other work, so that a
@@ -90,26 +87,8 @@ def network_namespace(name: str | None) -> Iterator[None]:
     if not name:
         yield
         return
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    original = os.open("/proc/self/ns/net", os.O_RDONLY)
-    try:
-        try:
-            target = os.open(f"/run/netns/{name}", os.O_RDONLY)
-        except OSError as exc:
-            raise OSError(exc.errno, f"network namespace {name!r}: {exc.strerror}") from None
-        try:
-            if libc.setns(target, CLONE_NEWNET) != 0:
-                errno = ctypes.get_errno()
-                raise OSError(errno, f"setns({name}): {os.strerror(errno)}")
-        finally:
-            os.close(target)
-        try:
-            yield
-        finally:
-            if libc.setns(original, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "cannot return to the original namespace")
-    finally:
-        os.close(original)
+    with entered(name):
+        yield
 
 
 def enlarge_receive_buffer(sock: socket.socket) -> None:

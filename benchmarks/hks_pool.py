@@ -27,18 +27,16 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_common
 import udpload
 import whole_path
 
-from hkp_radius.constants import Status
-from hkp_radius.wire.messages import HKResp, decode_message
 from hkp_support.freeradius import FreeRadiusInstance
 from hkp_support.hks_group import HKSGroup
 
@@ -98,14 +96,15 @@ class Setup:
         else:
             self.servers[0].stop()
 
-    def cpu(self) -> tuple[float, float, float]:
+    def cpu(self) -> dict[str, float]:
         assert self.ar is not None and self.ar.process is not None
         hks = 0.0
         for server in self.servers:
             assert server.process is not None
             hks += udpload.cpu_seconds(server.process.pid)
         pg = self.group.postgres.cpu_seconds() if self.group is not None else 0.0
-        return udpload.cpu_seconds(self.ar.process.pid), hks, pg
+        return {"hkp-ar": udpload.cpu_seconds(self.ar.process.pid), "freeradius": hks,
+                "postgresql": pg}  # fmt: skip
 
     def accepts(self) -> list[int]:
         return [server.log_text().count("Accept") for server in self.servers]
@@ -121,23 +120,11 @@ def round_of(setup: Setup, count: int, users: int, concurrency: int, offset: int
         matches=lambda request, answer: whole_path.message_id(answer) == by_bytes[request],
     )  # fmt: skip
     after, accepts1 = setup.cpu(), setup.accepts()
-    statuses: dict[str, int] = {}
-    for answer in result.answers:
-        message = decode_message(answer)
-        name = Status(message.status).name if isinstance(message, HKResp) else "not-an-HKResp"
-        statuses[name] = statuses.get(name, 0) + 1
-    exchanges = max(1, result.answered)
-    cpu = [(b - a) / exchanges * 1e6 for a, b in zip(before, after, strict=True)]
     return {
         "setup": setup.name,
         "exchanges": count,
-        "keys_per_s": statuses.get("SUCCESS", 0) / result.wall,
-        "p50_ms": result.percentile(50) * 1e3,
-        "p99_ms": result.percentile(99) * 1e3,
-        "failed": result.failed,
-        "retransmissions": result.retransmissions,
-        "statuses": statuses,
-        "cpu_us_per_exchange": dict(zip(("hkp-ar", "freeradius", "postgresql"), cpu, strict=True)),
+        **bench_common.hkresp_figures(result),
+        "cpu_us_per_exchange": bench_common.cpu_us_per_exchange(before, after, result.answered),
         "accepts_per_hks": [b - a for a, b in zip(accepts0, accepts1, strict=True)],
     }
 
@@ -151,8 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", default="/var/tmp", help="parent of the work dirs (not tmpfs)")
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     args = parser.parse_args(argv)
-    root = Path(tempfile.mkdtemp(prefix="hkp-pool-bench-", dir=args.dir))
-    root.chmod(0o755)
+    root = bench_common.work_root("hkp-pool-bench-", args.dir)
     users = dict(whole_path.identity(i) for i in range(args.users))
     setups = [Setup(root, store, count, users) for store, count in SETUPS]
     figures: list[dict[str, Any]] = []

@@ -22,13 +22,13 @@ import os
 import shutil
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_common
 import whole_path
 
 from hkp_support.certs import RadSecCerts, make_radsec_certs
@@ -81,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", default="/var/tmp", help="parent of the work dirs (not tmpfs)")
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     args = parser.parse_args(argv)
-    root = Path(tempfile.mkdtemp(prefix="hkp-radsec-", dir=args.dir))
-    root.chmod(0o755)
+    root = bench_common.work_root("hkp-radsec-", args.dir)
     certs = make_radsec_certs(root / "pki")
     users = dict(whole_path.identity(i) for i in range(args.users))
     hks = FreeRadiusInstance(

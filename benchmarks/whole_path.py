@@ -23,7 +23,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -31,14 +30,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_common
 import udpload
 
-from hkp_radius import crypto
-from hkp_radius.constants import PRF, MacAlgorithm, MacSubtype, NonceSubtype, Status
 from hkp_radius.errors import DecodeError
 from hkp_radius.wire import ntp
-from hkp_radius.wire.messages import HKReq, HKResp, decode_message
-from hkp_radius.wire.options import HandoverNonce, MacOption, MobileNodeIdentifier, Timestamp
+from hkp_radius.wire.messages import decode_message
 from hkp_support.freeradius import FreeRadiusInstance
 
 REPO = Path(__file__).resolve().parent.parent
@@ -63,21 +60,12 @@ def build_requests(count: int, users: int, offset: int) -> list[bytes]:
         i = k + offset
         user = i % users
         nai, hmk = identity(user)
-        message_id = (i // users) % 256
-        message = HKReq(
-            message_id,
-            False,
-            PRF.HMAC_SHA1,
-            care_of_address(user),
-            (
-                MobileNodeIdentifier(nai.encode()),
-                HandoverNonce(NonceSubtype.MN_NONCE, hashlib.sha256(b"%d" % i).digest()[:16]),
-                Timestamp(now + k * 4096),
-                MacOption(MacSubtype.MN_HKS, MacAlgorithm.HMAC_SHA1),
-            ),
+        nonce = hashlib.sha256(b"%d" % i).digest()[:16]
+        wires.append(
+            bench_common.signed_hkreq(
+                nai, hmk, (i // users) % 256, care_of_address(user), nonce, now + k * 4096
+            )
         )
-        hik = crypto.derive_hik(hmk, PRF.HMAC_SHA1, message_id, MacAlgorithm.HMAC_SHA1)
-        wires.append(crypto.sign_message(message, {MacSubtype.MN_HKS: hik}))
     return wires
 
 
@@ -177,26 +165,13 @@ def round_of(ar: Ar, hks: FreeRadiusInstance, count: int, users: int, concurrenc
         lane=lambda i: i % users,  # one lane per identity: its timestamps reach the HKS in order
     )  # fmt: skip
     ar_cpu = udpload.cpu_seconds(ar_pid) - ar0
-    threads = {
-        name: (seconds - threads0.get(name, 0.0)) / max(1, count) * 1e6
-        for name, seconds in udpload.thread_cpu_seconds(ar_pid).items()
-    }
+    threads = bench_common.cpu_us_per_exchange(threads0, udpload.thread_cpu_seconds(ar_pid), count)
     hks_cpu = udpload.cpu_seconds(hks_pid) - hks0
-    statuses: dict[str, int] = {}
-    for answer in result.answers:
-        message = decode_message(answer)
-        name = Status(message.status).name if isinstance(message, HKResp) else "not-an-HKResp"
-        statuses[name] = statuses.get(name, 0) + 1
     exchanges = max(1, result.answered)
     return {
         "concurrency": concurrency,
         "exchanges": count,
-        "keys_per_s": statuses.get("SUCCESS", 0) / result.wall,
-        "p50_ms": result.percentile(50) * 1e3,
-        "p99_ms": result.percentile(99) * 1e3,
-        "failed": result.failed,
-        "retransmissions": result.retransmissions,
-        "statuses": statuses,
+        **bench_common.hkresp_figures(result),
         "cpu_us_per_exchange": {
             "hkp-ar": ar_cpu / exchanges * 1e6,
             "freeradius": hks_cpu / exchanges * 1e6,
@@ -215,8 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     parser.add_argument("--ar-repo", type=Path, default=REPO, help="this checkout's hkp-ar (A/B)")
     args = parser.parse_args(argv)
-    root = Path(tempfile.mkdtemp(prefix="hkp-path-", dir=args.dir))
-    root.chmod(0o755)
+    root = bench_common.work_root("hkp-path-", args.dir)
     (root / "ar").mkdir()
     users = dict(identity(i) for i in range(args.users))
     hks = FreeRadiusInstance(root / "hks", secret=SECRET, users=users, require_timestamp=True,

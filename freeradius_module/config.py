@@ -30,8 +30,13 @@ KNOWN_ITEMS = {
     "replay_store",
     "replay_postgresql",
     "log_summary_interval",
+    "replay_commit",
     *CODE_POINT_SETTINGS,
 }
+# When an accept's SQLite commit is awaited (docs/hks.md "Replay state durability"):
+# inline, in the module call (one fsync per accept: rlm_python3 runs one call at a
+# time), or post-auth, by the perl instance hkp_hks_commit_wait (groups of accepts).
+REPLAY_COMMITS = ("inline", "post-auth")
 # A summary line per hour at most would hide an attack for too long to be useful.
 MAX_SUMMARY_INTERVAL = 3600.0
 TRUE_WORDS = {"yes", "true", "on", "1"}
@@ -45,6 +50,7 @@ class ModuleConfig:
     log_summary_interval: float = DEFAULT_SUMMARY_INTERVAL
     replay_store: str = "sqlite"
     replay_postgresql: str = ""  # a libpq connection string
+    replay_commit: str = "inline"
 
 
 def _flat(config: Mapping[str, object]) -> dict[str, str]:
@@ -162,4 +168,10 @@ def parse_module_config(config: Mapping[str, object]) -> ModuleConfig:
             "hkp_hks config: replay_store = postgresql needs replay_postgresql, a libpq "
             'connection string such as "host=db.example.net dbname=hkp user=hkp_hks"'
         )
-    return ModuleConfig(policy, replay_db, interval, store, conninfo)
+    commit = items.get("replay_commit", "inline").lower()
+    if commit not in REPLAY_COMMITS:
+        raise ConfigError(
+            f"hkp_hks config: replay_commit = {items['replay_commit']!r}: "
+            f"use {' or '.join(REPLAY_COMMITS)}"
+        )
+    return ModuleConfig(policy, replay_db, interval, store, conninfo, commit)

@@ -50,6 +50,8 @@ RADDB_FILES = (
     "mods-available/hkp_ldap",
     "mods-config/ldap/hkp/hkp.ldif",
     "mods-config/ldap/hkp/example.ldif",
+    # The post-auth wait for the replay commit (mods-available/hkp_hks, replay_commit).
+    "mods-config/perl/hkp/commit_wait.pl",
     "policy.d/hkp_hks",
     "policy.d/hkp_hks_authorization",
     "sites-available/hkp_hks",
@@ -65,6 +67,8 @@ OWN_DIRS = (
     "mods-config/sql/hkp",
     "mods-config/ldap/hkp",
     "mods-config/ldap",
+    "mods-config/perl/hkp",
+    "mods-config/perl",
 )
 ENABLE_LINKS = (
     ("mods-enabled/hkp_hks", "../mods-available/hkp_hks"),

@@ -9,18 +9,29 @@ The HK leaves this module salt-encrypted (RFC 2548 §2.4.2, `hkp_radius.salt`), 
 HKP-Handover-Key-Salted: rlm_python3 prints every attribute a module returns at
 debug level, so a plaintext HK would be in `freeradius -X` output. The secret and
 Request Authenticator come from policy hkp_hks_salt_inputs (policy.d/hkp_hks).
+
+With the SQLite replay store and `replay_commit = post-auth` (as shipped), an
+accept's upsert is staged here and committed by the store's background thread, in
+groups: rlm_python3 runs one call at a time, so a call that waited for its fsync
+would hold every other request back. The reply waits in post-auth instead, outside
+rlm_python3, in the perl instance hkp_hks_commit_wait (mods-config/perl/
+hkp/commit_wait.pl, called by policy hkp_hks_sign_reply): it reads this thread's
+pipe until the committer writes the ticket of control:HKP-Commit-Wait, and rejects
+if the commit failed. So no Access-Accept leaves before its record is on disk.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from freeradius_module.config import ModuleConfig, parse_module_config
 from freeradius_module.replay_postgresql import PostgreSQLReplayStore, ReplayStateUnavailable
-from freeradius_module.replay_sqlite import SQLiteReplayStore
+from freeradius_module.replay_sqlite import NoticePipe, SQLiteReplayStore
 from hkp_radius.crypto import salt
 from hkp_radius.errors import ConfigError, DecodeError, HKPError
 from hkp_radius.hks.log_summary import DecisionLog, LogLine, Severity
@@ -49,6 +60,11 @@ L_INFO = 3
 L_ERR = 4
 
 _state: dict[str, Any] = {}
+# Per FreeRADIUS worker thread: the pipe the committer writes its notices to (the
+# thread's post-auth reads it; FreeRADIUS runs a whole request in one thread, and
+# rlm_python3 keeps one thread state per thread, freed with the thread).
+_thread = threading.local()
+_tickets = itertools.count(1)
 
 Pairs = Iterable[tuple[str, str]]
 Seal = Callable[[bytes], bytes]
@@ -78,6 +94,7 @@ def instantiate(config: object = None) -> int:
         _state["policy"] = module_config.policy
         _state["replay"], where = _replay_store(module_config)
         _state["log"] = DecisionLog(module_config.log_summary_interval)
+        _state["commit_in_post_auth"] = module_config.replay_commit == "post-auth"
     except ConfigError as exc:
         _log(L_ERR, f"cannot start: {exc}")
         return -1
@@ -103,9 +120,41 @@ def detach(_: object = None) -> int:
     if log is not None:
         _write(log.flush(time.monotonic()))
     replay = _state.pop("replay", None)
+    if isinstance(replay, SQLiteReplayStore):
+        replay.flush()
+        if replay.upserts:
+            _log(L_INFO, f"replay state: {replay.upserts} upserts in {replay.commits} commits")
     if replay is not None:
         replay.close()
     return 0
+
+
+def _commit_failed(error: str) -> None:
+    _log(L_ERR, f"replay commit failed, its accepts become rejects: {error}")
+
+
+class _Staging:
+    """The replay store as `authenticate` shows it to the core: an accept's upsert
+    is staged, with a notice for this thread's pipe, and awaited in post-auth."""
+
+    def __init__(self, store: SQLiteReplayStore) -> None:
+        self.store = store
+        pipe = getattr(_thread, "pipe", None)
+        if pipe is None:
+            pipe = _thread.pipe = NoticePipe()
+        self.pipe: NoticePipe = pipe
+        self.ticket = 0
+
+    def last_accepted(self, nai: bytes) -> int | None:
+        return self.store.last_accepted(nai)
+
+    def record_if_newer(self, nai: bytes, timestamp: int) -> bool:
+        self.ticket = next(_tickets)
+        return self.store.stage(nai, timestamp, (self.pipe, self.ticket)) is not None
+
+    def commit_wait(self) -> str:
+        """control:HKP-Commit-Wait for the perl waiter: "<read fd>:<ticket>"."""
+        return f"{self.pipe.read_fd}:{self.ticket}"
 
 
 def _values(pairs: Pairs, name: str) -> list[str]:
@@ -248,7 +297,10 @@ def _write(lines: Iterable[LogLine]) -> None:
 
 
 def decide(
-    lists: Mapping[str, Any], policy: HKSPolicy, replay: ReplayStore, log: DecisionLog
+    lists: Mapping[str, Any],
+    policy: HKSPolicy,
+    replay: ReplayStore | _Staging,
+    log: DecisionLog,
 ) -> Decision:
     request = request_from_lists(lists)
     decision = handle_request(request, policy, replay, time.time(), os.urandom)
@@ -268,6 +320,21 @@ def authenticate(p: Mapping[str, Any]) -> Any:
             # advance the replay state.
             _log(L_ERR, f"request failed: {MISSING_SALT_INPUTS}")
             return RLM_MODULE_FAIL, {}
+        if isinstance(replay, SQLiteReplayStore) and _state.get("commit_in_post_auth"):
+            replay.commit_in_background(_commit_failed)
+            staging = _Staging(replay)
+            decision = decide(p, policy, staging, log)
+            rcode, lists = reply_for(decision, sealer(*salt_inputs))
+            if isinstance(decision, Accept) and staging.ticket:
+                # The key waits in the control list until the commit is told.
+                reply = lists["reply"]
+                key = next(item for item in reply if item[0] == attrs.HANDOVER_KEY_SALTED)
+                lists["reply"] = tuple(item for item in reply if item is not key)
+                lists["config"] = (
+                    (attrs.COMMIT_WAIT, ":=", staging.commit_wait()),
+                    (attrs.STAGED_KEY, ":=", key[2]),
+                )
+            return rcode, lists
         return reply_for(decide(p, policy, replay, log), sealer(*salt_inputs))
     except ReplayStateUnavailable as exc:
         # Never an accept without a recorded timestamp: refused like a discard (no

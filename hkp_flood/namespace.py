@@ -9,14 +9,12 @@ sockets it creates stay there).
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import secrets
 import subprocess
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
-CLONE_NEWNET = 0x40000000  # <sched.h>
+from hkp_support.namespaces import entered
 
 
 class NamespaceError(Exception):
@@ -37,27 +35,9 @@ def in_own_namespace() -> bool:
         return False
 
 
-@contextlib.contextmanager
-def inside(name: str) -> Iterator[None]:
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    original = os.open("/proc/self/ns/net", os.O_RDONLY)
-    try:
-        try:
-            target = os.open(f"/run/netns/{name}", os.O_RDONLY)
-        except OSError as exc:
-            raise NamespaceError(f"network namespace {name!r}: {exc.strerror}") from None
-        try:
-            if libc.setns(target, CLONE_NEWNET) != 0:
-                raise NamespaceError(f"setns({name}): {os.strerror(ctypes.get_errno())}")
-        finally:
-            os.close(target)
-        try:
-            yield
-        finally:
-            if libc.setns(original, CLONE_NEWNET) != 0:
-                raise NamespaceError("cannot return to the original network namespace")
-    finally:
-        os.close(original)
+def inside(name: str) -> contextlib.AbstractContextManager[None]:
+    """Run the block in network namespace `name` (hkp_support.namespaces)."""
+    return entered(name, lambda _errno, text: NamespaceError(text))
 
 
 class LoopbackNamespace:

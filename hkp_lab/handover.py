@@ -34,21 +34,11 @@ from hkp_radius.wire.fmip import (
     decode_fmip,
 )
 from hkp_support.freeradius import terminate
-from hkp_support.paths import RADDB_SOURCE
 from mn_client import RawIPv6Transport, run_exchange, starter, system_random
 
 from . import links, netns
 from .account import LogCursor, _matches
-from .lab import (
-    AR_READY_TIMEOUT,
-    REPO_ROOT,
-    STOP_TIMEOUT,
-    Lab,
-    LabError,
-    ar_command,
-    child_env,
-    wait_for,
-)
+from .lab import STOP_TIMEOUT, Lab, LabError, spawn_ar, wait_ar_ready, wait_for
 from .netns import NetnsError
 
 IPPROTO_MH = 135
@@ -111,16 +101,11 @@ class HandoverLab(Lab):
         assert self.hks is not None
         work = self.directory / f"ar-{router.name}"
         return "\n".join([
-            "[ar]",
-            f"address = {router.address}",
-            f"nas_identifier = hkp-lab-{router.name}",
-            f"key_store = {work / 'keys.sqlite3'}",
-            f"dictionary = {RADDB_SOURCE / 'dictionary.pyrad'}",
-            f"netns = {router.namespace}",
+            *self.ar_common_lines(
+                router.address, f"hkp-lab-{router.name}", work, router.namespace
+            ),
             "[udp]", "enabled = no",
             "[raw]", "enabled = yes",
-            "[coa_validation]", "mode = permissive",
-            "[log]", "level = info",
             *self.home_server_lines(),  # RadSec by default (Lab)
             "[realm DEFAULT]",
             "home_servers = lab-hks",
@@ -129,27 +114,10 @@ class HandoverLab(Lab):
     def _start_router(self, router: links.AccessRouterNode) -> None:
         work = self.directory / f"ar-{router.name}"
         work.mkdir(parents=True, exist_ok=True)
-        config = work / "hkp-ar.conf"
-        config.write_text(self._router_config(router))
-        os.chmod(config, 0o600)  # it holds the RADIUS secret
         log_path = self.ar_log_of(router.name)
-        with open(log_path, "ab") as log:
-            process = subprocess.Popen(
-                ar_command(config),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=child_env(),
-                cwd=REPO_ROOT,
-            )
+        process = spawn_ar(work, self._router_config(router), log_path)
         self.ar_processes[router.name] = process
-
-        def ready() -> bool:
-            if process.poll() is not None:
-                raise LabError(f"hkp-ar {router.name} exited with {process.returncode}")
-            return '"event": "ready"' in log_path.read_text(errors="replace")
-
-        wait_for(ready, AR_READY_TIMEOUT, f"hkp-ar {router.name}'s ready line")
+        wait_ar_ready(process, log_path, f"hkp-ar {router.name}")
 
     def stop(self) -> None:
         processes, self.ar_processes = self.ar_processes, {}

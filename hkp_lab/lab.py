@@ -21,6 +21,7 @@ from hkp_support.freeradius import FreeRadiusInstance, free_udp_port, terminate
 from hkp_support.labstate import endpoints_path, processes_path
 from hkp_support.paths import RADDB_SOURCE
 from hkp_support.postgresql import PostgresCluster
+from hkp_support.process import spawn
 
 from . import netns
 from .pool import STORES, home_server_lines, postmaster_pid
@@ -88,6 +89,42 @@ def child_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [env.get("PYTHONPATH"), str(REPO_ROOT)]))
     return env
+
+
+def spawn_ar(
+    work: Path, config_text: str, log_path: Path, detach: bool = False
+) -> subprocess.Popen[bytes]:
+    """Write work/hkp-ar.conf and start `hkp-ar` on it, its output to `log_path`."""
+    config = work / "hkp-ar.conf"
+    config.write_text(config_text)
+    os.chmod(config, 0o600)  # it holds the RADIUS secret
+    return spawn(
+        ar_command(config), log_path, cwd=REPO_ROOT, env=child_env(), start_new_session=detach
+    )
+
+
+def wait_ar_ready(process: subprocess.Popen[bytes], log_path: Path, name: str) -> None:
+    """Return once the AR logged its ready line; LabError (with its log) if it exits first
+    or does not within AR_READY_TIMEOUT."""
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise LabError(f"{name} exited with {process.returncode}")
+        return '"event": "ready"' in log_path.read_text(errors="replace")
+
+    try:
+        wait_for(ready, AR_READY_TIMEOUT, f"{name}'s ready line")
+    except LabError as exc:
+        raise LabError(f"{exc}\n{log_tail(log_path)}") from None
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    """The last `lines` of a log, indented for the lab's messages ("" if unreadable)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join("    | " + line for line in text.splitlines()[-lines:])
 
 
 class Lab:
@@ -209,26 +246,37 @@ class Lab:
             except RuntimeError as exc:
                 raise LabError(f"the HKS (FreeRADIUS) did not start: {exc}") from None
 
+    def ar_common_lines(
+        self, address: str, nas_identifier: str, work: Path, namespace: str | None
+    ) -> list[str]:
+        """What every lab AR's config says: [ar] (its address, key store in `work`, our
+        dictionary, its namespace if any), permissive CoA validation, info logging."""
+        return [
+            "[ar]",
+            f"address = {address}",
+            f"nas_identifier = {nas_identifier}",
+            f"key_store = {work / 'keys.sqlite3'}",
+            f"dictionary = {RADDB_SOURCE / 'dictionary.pyrad'}",
+            *([f"netns = {namespace}"] if namespace else []),
+            "[coa_validation]",
+            "mode = permissive",
+            "[log]",
+            "level = info",
+        ]
+
     def _ar_config(self) -> str:
         assert self.hks is not None
         work = self.directory / "ar"
         raw = self.topology is not None
+        namespace = self.topology.ar_ns if self.topology is not None else None
         lines = [
-            "[ar]",
-            f"address = {self.ar_id}",
-            "nas_identifier = hkp-lab-ar",
-            f"key_store = {work / 'keys.sqlite3'}",
-            f"dictionary = {RADDB_SOURCE / 'dictionary.pyrad'}",
+            *self.ar_common_lines(self.ar_id, "hkp-lab-ar", work, namespace),
             "[udp]",
             f"enabled = {'no' if raw else 'yes'}",
             f"listen = {self.ar_host}",
             f"port = {self.ar_port}",
             "[raw]",
             f"enabled = {'yes' if raw else 'no'}",
-            "[coa_validation]",
-            "mode = permissive",
-            "[log]",
-            "level = info",
             "[control]",
             f"socket = {self.ar_control}",
             # The lab stages load (hkp-mn load --lab): admission limits far above it. The
@@ -245,8 +293,6 @@ class Lab:
         else:
             host = self.topology.hks_address if self.topology else self.hks.address
             lines += home_server_lines(host, [s.port for s in self.hks_servers], self.secret)
-        if raw and self.topology is not None:
-            lines.insert(lines.index("[udp]"), f"netns = {self.topology.ar_ns}")
         return "\n".join(lines) + "\n"
 
     def home_server_lines(self, name: str = "lab-hks") -> list[str]:
@@ -274,40 +320,11 @@ class Lab:
         work.mkdir(parents=True, exist_ok=True)
         if self.topology is None:
             self.ar_port = free_udp_port(self.ar_host)
-        config = work / "hkp-ar.conf"
-        config.write_text(self._ar_config())
-        os.chmod(config, 0o600)  # it holds the RADIUS secret
-        log = open(self.ar_log, "ab")
-        try:
-            self.ar_process = subprocess.Popen(
-                ar_command(config),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=child_env(),
-                cwd=REPO_ROOT,
-                start_new_session=detach,
-            )
-        finally:
-            log.close()
-        process = self.ar_process
-
-        def ready() -> bool:
-            if process.poll() is not None:
-                raise LabError(f"hkp-ar exited with {process.returncode}")
-            return '"event": "ready"' in self.ar_log.read_text(errors="replace")
-
-        try:
-            wait_for(ready, AR_READY_TIMEOUT, "hkp-ar's ready line")
-        except LabError as exc:
-            raise LabError(f"{exc}\n{self.ar_log_tail()}") from None
+        self.ar_process = spawn_ar(work, self._ar_config(), self.ar_log, detach)
+        wait_ar_ready(self.ar_process, self.ar_log, "hkp-ar")
 
     def ar_log_tail(self, lines: int = 20) -> str:
-        try:
-            text = self.ar_log.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join("    | " + line for line in text.splitlines()[-lines:])
+        return log_tail(self.ar_log, lines)
 
     def endpoints(self) -> dict[str, Any]:
         assert self.hks is not None

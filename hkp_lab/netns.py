@@ -8,16 +8,16 @@ tests never collide; `destroy` removes them and is safe to call twice.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import ipaddress
 import os
 import secrets
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-CLONE_NEWNET = 0x40000000  # <sched.h>
+from hkp_support.namespaces import entered
+
 PREFIX = "fd00:1ab:"  # a ULA /64 per lab (RFC 4193)
 MN_COA_BASE = 0x10  # identity addresses: mn_address + 0x10 + index
 MN_COAS = 8  # addresses made for MN identities (the lab has five)
@@ -117,32 +117,7 @@ def destroy(names: Sequence[str]) -> None:
         subprocess.run(["ip", "netns", "delete", name], capture_output=True, check=False)
 
 
-_libc = None
-
-
-def _setns(fd: int) -> None:
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
-        errno = ctypes.get_errno()
-        raise NetnsError(f"setns: {os.strerror(errno)}")
-
-
-@contextlib.contextmanager
-def inside(name: str) -> Iterator[None]:
+def inside(name: str) -> contextlib.AbstractContextManager[None]:
     """Run the block with this thread in namespace `name`: sockets created there stay
-    in it after the block returns."""
-    home = os.open("/proc/self/ns/net", os.O_RDONLY)
-    try:
-        target = os.open(f"/run/netns/{name}", os.O_RDONLY)
-        try:
-            _setns(target)
-        finally:
-            os.close(target)
-        try:
-            yield
-        finally:
-            _setns(home)
-    finally:
-        os.close(home)
+    in it after the block returns (hkp_support.namespaces)."""
+    return entered(name, lambda _errno, text: NetnsError(text))

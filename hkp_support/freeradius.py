@@ -18,13 +18,10 @@ import pwd
 import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
-import time
 from collections.abc import Collection, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import hkp_radius
@@ -33,14 +30,17 @@ from hkp_support.certs import CertFiles
 from hkp_support.paths import FREERADIUS_MODULE_DIR as PACKAGE_DIR
 from hkp_support.paths import FREERADIUS_MODULE_FILES as MODULE_FILES
 from hkp_support.paths import RADDB_SOURCE
+from hkp_support.process import POLL_INTERVAL as POLL_INTERVAL
+from hkp_support.process import READY_TIMEOUT as READY_TIMEOUT
+from hkp_support.process import STOP_TIMEOUT as STOP_TIMEOUT
+from hkp_support.process import PrivateServer, free_port
+from hkp_support.process import check_traversable as _check_traversable
+from hkp_support.process import terminate as terminate
 
 FREERADIUS = "/usr/sbin/freeradius"
 FREERADIUS_USER = "freerad"
 # FreeRADIUS's dictionaries, in $INCLUDE order; clients read dictionary.hkp only.
 SERVER_DICTIONARIES = ("dictionary.hkp", "dictionary.hkp.internal")
-READY_TIMEOUT = 20.0  # FreeRADIUS with Python starts in about a second; be generous
-STOP_TIMEOUT = 10.0
-POLL_INTERVAL = 0.05
 STATUS_SERVER = 12
 ACCESS_ACCEPT = 2
 MESSAGE_AUTHENTICATOR = 80
@@ -48,13 +48,7 @@ MESSAGE_AUTHENTICATOR = 80
 
 RADSEC_SECRET = b"radsec"  # RFC 6614 §2.3
 
-
-def free_udp_port(address: str = "127.0.0.1", kind: int = socket.SOCK_DGRAM) -> int:
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    with socket.socket(family, kind) as sock:
-        sock.bind((address, 0))
-        port: int = sock.getsockname()[1]
-        return port
+free_udp_port = free_port  # the name the lab and the tests know
 
 
 def status_server(address: str, port: int, secret: bytes, timeout: float = 0.2) -> bool:
@@ -94,18 +88,6 @@ def _checked_secret(secret: bytes) -> bytes:
     return secret
 
 
-def terminate(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> int:
-    """SIGTERM, wait up to `timeout`, then SIGKILL; the exit status."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout)
-    return process.returncode
-
-
 def _quote(text: str) -> str:
     """A FreeRADIUS double-quoted string."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -130,8 +112,10 @@ def use_credential_module(site: str, module: str) -> str:
     return new
 
 
-class FreeRadiusInstance:
+class FreeRadiusInstance(PrivateServer):
     """A private FreeRADIUS (3.2) on loopback running the hkp_hks virtual server."""
+
+    program = "freeradius"
 
     def __init__(
         self,
@@ -162,6 +146,7 @@ class FreeRadiusInstance:
         radsec: CertFiles | None = None,
         radsec_port: int | None = None,
     ) -> None:
+        super().__init__()
         self.work_dir = Path(work_dir).resolve()
         self.address = address
         self.port = port if port is not None else free_udp_port(address)
@@ -206,9 +191,6 @@ class FreeRadiusInstance:
         self.radsec_port = (
             (radsec_port or free_udp_port(address, socket.SOCK_STREAM)) if radsec else None
         )
-        self.process: subprocess.Popen[bytes] | None = None
-        self.exit_code: int | None = None
-        self._stdout: Any = None
 
     # ---- layout ----------------------------------------------------------------
 
@@ -246,7 +228,7 @@ class FreeRadiusInstance:
     def prepare(self) -> None:
         """Write raddb, dictionaries and code under work_dir. Keeps var/ (the replay
         state) so that a restart sees the state of the previous run."""
-        self._check_traversable()
+        _check_traversable(self.work_dir, self.run_as)
         for sub in ("log", "run", "var/lib/freeradius", "dictionary"):
             (self.work_dir / sub).mkdir(parents=True, exist_ok=True)
         self.log_path.touch()
@@ -257,16 +239,6 @@ class FreeRadiusInstance:
         shutil.copy(RADDB_SOURCE / "dictionary.pyrad", self.dictionary_path)
         shutil.copy(RADDB_SOURCE / "dictionary.hkp", self.dictionary_dir / "dictionary.hkp")
         self._chown()
-
-    def _check_traversable(self) -> None:
-        if self.run_as is None:
-            return
-        for parent in reversed(self.work_dir.parents):
-            if parent.exists() and not os.stat(parent).st_mode & 0o001:
-                raise ConfigError(
-                    f"{parent} is not searchable by others, so user {self.run_as} cannot "
-                    f"reach {self.work_dir}: pick a work dir under /tmp or /var/tmp"
-                )
 
     def _copy_code(self) -> None:
         core = Path(hkp_radius.__file__).resolve().parent
@@ -279,8 +251,12 @@ class FreeRadiusInstance:
 
     def _write_raddb(self) -> None:
         raddb = self.raddb_dir
-        for sub in ("mods-enabled", "sites-enabled", "policy.d", "mods-config/files"):
+        for sub in (
+            "mods-enabled", "sites-enabled", "policy.d", "mods-config/files", "mods-config/perl/hkp"
+        ):  # fmt: skip
             (raddb / sub).mkdir(parents=True, exist_ok=True)
+        commit_wait = "mods-config/perl/hkp/commit_wait.pl"  # mods-available/hkp_hks uses it
+        shutil.copy(RADDB_SOURCE / commit_wait, raddb / commit_wait)
         user = self.run_as or pwd.getpwuid(os.geteuid()).pw_name
         conf = (RADDB_SOURCE / "private" / "radiusd.conf.in").read_text()
         conf = conf.replace("@WORK@", str(self.work_dir)).replace("@USER@", user)
@@ -394,54 +370,22 @@ class FreeRadiusInstance:
             check=False,
         )
 
-    def start(self, timeout: float = READY_TIMEOUT) -> None:
-        """Start FreeRADIUS and wait until it answers a Status-Server."""
-        if self.process is not None:
-            raise RuntimeError("already started")
-        self.prepare()
-        if self.debug:
-            args = [self.freeradius, "-X", "-d", str(self.raddb_dir)]
-            self._stdout = open(self.log_path, "ab")  # -X logs to stdout
-        else:
-            args = [self.freeradius, "-f", "-d", str(self.raddb_dir)]
-            self._stdout = open(self.work_dir / "log" / "stdout.log", "ab")
-        self.process = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=self._stdout, stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                self._reap()
-                raise RuntimeError(f"freeradius exited at start-up:\n{self.log_tail()}")
-            if status_server(self.address, self.port, self.secret):
-                return
-            time.sleep(POLL_INTERVAL)  # polling interval of a deadline-bound wait
-        self.stop()
-        raise RuntimeError(f"freeradius did not answer within {timeout} s:\n{self.log_tail()}")
+    # PrivateServer: started in the foreground, ready once it answers a Status-Server.
 
-    def stop(self) -> int | None:
-        """SIGTERM, then wait for exit (SIGKILL after STOP_TIMEOUT). Returns the exit
-        status (0: a clean shutdown; also kept in `exit_code`), None if not running."""
-        process = self.process
-        if process is None:
-            return None
-        self.exit_code = terminate(process)
-        self._reap()
-        return self.exit_code
+    def command(self) -> list[str]:
+        return [self.freeradius, "-X" if self.debug else "-f", "-d", str(self.raddb_dir)]
+
+    @property
+    def output_path(self) -> Path:
+        # -X logs to stdout; -f writes the log itself and stdout gets start-up errors
+        return self.log_path if self.debug else self.work_dir / "log" / "stdout.log"
+
+    def answers(self) -> bool:
+        return status_server(self.address, self.port, self.secret)
 
     def restart(self) -> None:
         self.stop()
         self.start()
-
-    def _reap(self) -> None:
-        if self._stdout is not None:
-            self._stdout.close()
-            self._stdout = None
-        self.process = None
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
 
     def log_text(self) -> str:
         texts = []
@@ -449,9 +393,6 @@ class FreeRadiusInstance:
             if path.exists():
                 texts.append(path.read_text(errors="replace"))
         return "".join(texts)
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
 
     def client(self, timeout: float = 2.0, retries: int = 1) -> Any:
         """A pyrad Client for this instance, with our dictionary."""
@@ -467,15 +408,3 @@ class FreeRadiusInstance:
         client.timeout = timeout
         client.retries = retries
         return client
-
-    def __enter__(self) -> FreeRadiusInstance:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

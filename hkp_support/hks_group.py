@@ -13,14 +13,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from hkp_support.freeradius import FreeRadiusInstance
 from hkp_support.postgresql import PostgresCluster
+from hkp_support.process import Startable
 
 
-class HKSGroup:
+class HKSGroup(Startable):
     def __init__(
         self,
         work_dir: str | os.PathLike[str],
@@ -55,19 +55,3 @@ class HKSGroup:
         for server in self.servers:
             server.stop()
         self.postgres.stop()
-
-    def __enter__(self) -> HKSGroup:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

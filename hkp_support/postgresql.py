@@ -18,9 +18,8 @@ import shutil
 import socket
 import subprocess
 from pathlib import Path
-from types import TracebackType
 
-from hkp_radius.errors import ConfigError
+from hkp_support.process import Startable, check_traversable, free_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PSQL = "/usr/bin/psql"
@@ -32,13 +31,10 @@ COMMAND_TIMEOUT = 60
 
 
 def free_tcp_port(address: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((address, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return free_port(address, socket.SOCK_STREAM)
 
 
-class PostgresCluster:
+class PostgresCluster(Startable):
     """One PostgreSQL server with a database `hkp` owned by role `hkp` (trust auth on
     loopback and the socket: a test and lab cluster, never a production setup)."""
 
@@ -93,7 +89,7 @@ class PostgresCluster:
     def init(self) -> None:
         """initdb (once: an existing data directory is kept), the role and database."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        self._check_traversable()
+        check_traversable(self.work_dir, self.run_as)
         self.socket_dir.mkdir(exist_ok=True)
         if self.run_as is not None:
             entry = pwd.getpwnam(self.run_as)
@@ -120,16 +116,6 @@ class PostgresCluster:
         self.start()
         self.psql(f"CREATE ROLE {ROLE} LOGIN", database="postgres", user=PG_USER)
         self.psql(f"CREATE DATABASE {DATABASE} OWNER {ROLE}", database="postgres", user=PG_USER)
-
-    def _check_traversable(self) -> None:
-        if self.run_as is None:
-            return
-        for parent in self.work_dir.parents:
-            if not os.stat(parent).st_mode & 0o001:
-                raise ConfigError(
-                    f"{parent} is not searchable by others, so user {self.run_as} cannot "
-                    f"reach {self.work_dir}: pick a work dir under /tmp or /var/tmp"
-                )
 
     def start(self) -> None:
         """Start the server and return once it accepts connections (pg_ctl -w)."""
@@ -196,15 +182,3 @@ class PostgresCluster:
     def destroy(self) -> None:
         self.stop("immediate")
         shutil.rmtree(self.work_dir, ignore_errors=True)
-
-    def __enter__(self) -> PostgresCluster:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

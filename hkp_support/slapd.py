@@ -18,14 +18,11 @@ import secrets
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 
-from hkp_support.freeradius import POLL_INTERVAL, READY_TIMEOUT, terminate
 from hkp_support.paths import RADDB_SOURCE
-from hkp_support.postgresql import free_tcp_port
+from hkp_support.process import PrivateServer, free_port
 
 SLAPD = "/usr/sbin/slapd"
 SLAPADD = "/usr/sbin/slapadd"
@@ -104,7 +101,9 @@ def _entries_ldif(users: Mapping[str, bytes], prohibited: frozenset[str], passwo
     return "\n".join(entries)
 
 
-class SlapdServer:
+class SlapdServer(PrivateServer):
+    program = "slapd"
+
     def __init__(
         self,
         work_dir: str | os.PathLike[str],
@@ -115,16 +114,16 @@ class SlapdServer:
         port: int | None = None,
         extra_ldif: str = "",
     ) -> None:
+        super().__init__()
         self.work_dir = Path(work_dir).resolve()
         self.extra_ldif = extra_ldif  # more entries, e.g. mods-config/ldap/hkp/example.ldif
         self.users = dict(users or {})
         self.prohibited = prohibited
         self.address = address
-        self.port = port if port is not None else free_tcp_port(address)
+        self.port = port if port is not None else free_port(address, socket.SOCK_STREAM)
         self.bind_dn = HKS_DN
         self.bind_password = secrets.token_urlsafe(12)
         self.base_dn = SUFFIX
-        self.process: subprocess.Popen[bytes] | None = None
         self.run_as = SLAPD_USER if os.geteuid() == 0 else None
 
     @property
@@ -163,30 +162,20 @@ class SlapdServer:
                     os.chown(name, entry.pw_uid, entry.pw_gid)
         os.chmod(self.work_dir, 0o755)  # noqa: S103 - holds no secret readable by others
 
-    def start(self, timeout: float = READY_TIMEOUT) -> None:
-        """Start slapd in the foreground and wait until it accepts connections."""
-        self.prepare()
+    # PrivateServer: slapd in the foreground, ready once it accepts connections.
+
+    def command(self) -> list[str]:
         args = [SLAPD, "-d", "0", "-h", self.uri + "/", "-F", str(self.work_dir / "slapd.d")]
         if self.run_as is not None:
             args += ["-u", self.run_as, "-g", self.run_as]
-        log = open(self.log_path, "ab")
+        return args
+
+    def answers(self) -> bool:
         try:
-            self.process = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
-            )
-        finally:
-            log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"slapd exited at start-up:\n{self.log_path.read_text()}")
-            try:
-                with socket.create_connection((self.address, self.port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(POLL_INTERVAL)  # polling interval of a deadline-bound wait
-        self.stop()
-        raise RuntimeError(f"slapd did not listen within {timeout} s")
+            with socket.create_connection((self.address, self.port), timeout=1):
+                return True
+        except OSError:
+            return False
 
     def search(self, filter_text: str, *attributes: str) -> str:
         """ldapsearch as the HKS's account: the LDIF of what it may see."""
@@ -198,20 +187,3 @@ class SlapdServer:
         if result.returncode != 0:
             raise RuntimeError(f"ldapsearch failed: {result.stderr}")
         return result.stdout
-
-    def stop(self) -> None:
-        if self.process is not None:
-            terminate(self.process)
-            self.process = None
-
-    def __enter__(self) -> SlapdServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

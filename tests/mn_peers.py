@@ -11,7 +11,7 @@ from typing import Any
 
 from hkp_radius import crypto
 from hkp_radius.ar.config import ARConfig
-from hkp_radius.ar.events import HKSAccept, HKSReject, SendAccessRequest, SendHKResp, ValidateCoA
+from hkp_radius.ar.events import SendAccessRequest, SendHKResp, ValidateCoA
 from hkp_radius.ar.role import AccessRouter
 from hkp_radius.constants import PRF, MacAlgorithm, MacSubtype, NonceSubtype, Status
 from hkp_radius.hks.role import (
@@ -25,6 +25,7 @@ from hkp_radius.hks.role import (
 from hkp_radius.mn import Datagram, Event, MNConfig, MobileNode, Output, exchange_started
 from hkp_radius.wire.messages import HKReq, HKResp, decode_message
 from hkp_radius.wire.options import HandoverNonce, MacOption, Option, Timestamp
+from tests.hks_answers import ar_answer
 from tests.random_source import CountingRandom
 
 AR_ID = ipaddress.IPv6Address("2001:db8::1").packed
@@ -257,19 +258,8 @@ class ThreeRoles:
                             self.hks_random,
                         )
                         self.hks_decisions.append(decision)
-                        if isinstance(decision, Accept):
-                            answer: object = HKSAccept(
-                                decision.handover_key,
-                                decision.hks_nonce,
-                                decision.lifetime,
-                                decision.prf,
-                                decision.timestamp,
-                            )
-                        elif isinstance(decision, Reject):
-                            answer = HKSReject(decision.response_header, decision.status)
-                        else:
-                            answer = HKSReject()
-                        queue += self.ar.receive_radius_answer(action.ref, answer, now, now)  # type: ignore[arg-type]
+                        answer = ar_answer(decision)
+                        queue += self.ar.receive_radius_answer(action.ref, answer, now, now)
                     elif isinstance(action, SendHKResp):
                         self.answers_sent.append(action.wire)
                         if lose_answers:

@@ -12,26 +12,11 @@ from hkp_radius.ar.admission import AdmissionConfig
 from hkp_radius.ar.config import MAX_KEYS_PER_NAI
 from hkp_radius.errors import ConfigError
 
-MINIMAL = """
-[ar]
-address = 2001:db8::1
-key_store = {store}
-[home_server a]
-ipaddr = 127.0.0.1
-secret = s
-[realm example.net]
-home_servers = a
-"""
-
-
-def write(tmp_path: Path, extra: str = "") -> Path:
-    path = tmp_path / "hkp-ar.conf"
-    path.write_text(MINIMAL.replace("{store}", str(tmp_path / "k.sqlite")) + extra)
-    return path
+from .ar_config_files import MINIMAL, write_config
 
 
 def test_default_admission_and_key_bound(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path))
+    config = load_config(write_config(tmp_path, MINIMAL))
     assert config.admission == AdmissionConfig()
     assert config.exchange_lines == DEFAULT_EXCHANGE_LINES
     assert config.role.max_keys_per_nai == MAX_KEYS_PER_NAI == 2
@@ -43,13 +28,16 @@ def test_settings_are_read(tmp_path: Path) -> None:
         "max_in_flight = 9\nreserved_for_known = 2\nknown_time = 60\nmax_tracked = 100\n"
         "summary_interval = 2.5\nexchange_lines = 0\n[policy]\nmax_keys_per_nai = 1\n"
     )
-    config = load_config(write(tmp_path, text))
+    config = load_config(write_config(tmp_path, MINIMAL + text))
     assert config.admission == AdmissionConfig(5, 7, 2, 3, 9, 2, 60, 100, 2.5)
     assert config.exchange_lines == 0 and config.role.max_keys_per_nai == 1
 
 
 def test_enabled_no_turns_admission_off(tmp_path: Path) -> None:
-    assert load_config(write(tmp_path, "[admission]\nenabled = no\n")).admission is None
+    assert (
+        load_config(write_config(tmp_path, MINIMAL + "[admission]\nenabled = no\n")).admission
+        is None
+    )
 
 
 @pytest.mark.parametrize(
@@ -64,5 +52,5 @@ def test_enabled_no_turns_admission_off(tmp_path: Path) -> None:
 )
 def test_errors_name_the_setting(tmp_path: Path, text: str, named: str) -> None:
     with pytest.raises(ConfigError) as error:
-        load_config(write(tmp_path, text))
+        load_config(write_config(tmp_path, MINIMAL + text))
     assert named in str(error.value)

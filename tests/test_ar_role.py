@@ -33,11 +33,9 @@ from hkp_radius.ar.role import AccessRouter, ARConfig
 from hkp_radius.ar.state import State
 from hkp_radius.constants import NULL_COA, SPI_MIN, MacSubtype, Status
 from hkp_radius.hks.role import (
-    Accept,
     HKSPolicy,
     HKSRequest,
     MemoryReplayStore,
-    Reject,
     handle_request,
 )
 from hkp_radius.wire.ntp import to_ntp
@@ -55,6 +53,7 @@ from tests.ar_helpers import (
     ip6,
     verified_hkresp,
 )
+from tests.hks_answers import ar_answer
 from tests.random_source import CountingRandom
 
 T0 = 1_700_000_000.0  # wall clock (Unix seconds) at the start of each test
@@ -118,17 +117,7 @@ class Harness:
             self.wall,  # the HKS's clock is the wall clock (P5 timestamps)
             self.hks_random,
         )
-        if isinstance(decision, Accept):
-            return HKSAccept(
-                decision.handover_key,
-                decision.hks_nonce,
-                decision.lifetime,
-                decision.prf,
-                decision.timestamp,
-            )
-        if isinstance(decision, Reject):
-            return HKSReject(decision.response_header, decision.status)
-        return HKSReject(None)
+        return ar_answer(decision)
 
     def run(self, actions: list[Action], coa_valid: bool = True) -> list[Action]:
         """Carry out ValidateCoA and SendAccessRequest like the adapters; return all."""

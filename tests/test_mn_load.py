@@ -20,18 +20,17 @@ from collections.abc import Callable
 import pytest
 
 from hkp_radius.ar.config import ARConfig
-from hkp_radius.ar.events import HKSAccept, HKSReject, SendAccessRequest, SendHKResp, ValidateCoA
+from hkp_radius.ar.events import SendAccessRequest, SendHKResp, ValidateCoA
 from hkp_radius.ar.role import AccessRouter
 from hkp_radius.hks.role import (
-    Accept,
     HKSPolicy,
     HKSRequest,
     MemoryReplayStore,
-    Reject,
     handle_request,
 )
 from hkp_radius.mn import MESSAGE_ID_REUSE_GUARD, Datagram, MNConfig, MobileNode, Output
 from mn_client import LoadRun, progress_line
+from tests.hks_answers import ar_answer
 from tests.random_source import CountingRandom
 
 AR_ID = ipaddress.IPv6Address("2001:db8::1").packed
@@ -75,16 +74,7 @@ class Network:
                     self.hmks.get(action.nai), authorized=action.nai not in self.prohibited,
                 )  # fmt: skip
                 decision = handle_request(request, self.policy, self.replay, now, self.hks_random)
-                if isinstance(decision, Accept):
-                    answer: HKSAccept | HKSReject = HKSAccept(
-                        decision.handover_key, decision.hks_nonce, decision.lifetime,
-                        decision.prf, decision.timestamp,
-                    )  # fmt: skip
-                elif isinstance(decision, Reject):
-                    answer = HKSReject(decision.response_header, decision.status)
-                else:
-                    answer = HKSReject()
-                queue += self.ar.receive_radius_answer(action.ref, answer, now, now)
+                queue += self.ar.receive_radius_answer(action.ref, ar_answer(decision), now, now)
             elif isinstance(action, SendHKResp):
                 out += node.receive_datagram(action.wire, AR_ID, now, now)
         return out

@@ -65,7 +65,8 @@ def test_queued_upserts_commit_as_one_group_and_none_returns_before_its_commit(
 
 
 def test_one_group_still_refuses_a_replay_inside_it(tmp_path: Path) -> None:
-    """Two workers with the same (NAI, timestamp) in one group: exactly one is stored."""
+    """Two workers with the same (NAI, timestamp) while a commit is under way: exactly
+    one is stored (the second is refused when it stages, against the staged one)."""
     path = str(tmp_path / "replay.sqlite")
     store = SQLiteReplayStore(path)
     blocker = sqlite3.connect(path, isolation_level=None)
@@ -84,7 +85,7 @@ def test_one_group_still_refuses_a_replay_inside_it(tmp_path: Path) -> None:
     twins = [threading.Thread(target=call, args=(b"alice", 77)) for _ in range(2)]
     for thread in twins:
         thread.start()
-    wait_for(lambda: len(store._queue) == 2, "the twins to queue")
+    wait_for(lambda: len(store._queue) == 1 and outcomes == [False], "one twin queued")
     blocker.execute("ROLLBACK")
     for thread in [first, *twins]:
         thread.join(DEADLINE)

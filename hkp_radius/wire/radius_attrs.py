@@ -65,6 +65,10 @@ REQUEST_AUTHENTICATOR = "HKP-Request-Authenticator"
 # The User-Name's octets, which policy hkp_hks_select copies into the control list:
 # rlm_python3 cuts a string at its first NUL, so the module cannot see them otherwise.
 USER_NAME_OCTETS = "HKP-User-Name"
+# "<fd>:<ticket>": where and what the post-auth waiter reads once the accept's replay
+# record is committed (freeradius_module/rlm_hkp_hks.py, mods-config/perl/hkp/).
+COMMIT_WAIT = "HKP-Commit-Wait"
+STAGED_KEY = "HKP-Staged-Key"  # the salted HK until then, in the control list
 
 # RFC 2865 §5.26: a VSA's value is at most 255 - 2 (attribute header) - 4 (Vendor-Id)
 # - 2 (vendor type and length) = 247 octets.

@@ -15,22 +15,24 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from ar_proxy import keystore
 from hkp_radius.ar.keys import StoredKey
 from hkp_support.freeradius import FREERADIUS, FreeRadiusInstance
+from hkp_support.process import terminate
 from tests.ar_helpers import HMK, HMK2, NAI, NAI2
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,6 +40,19 @@ READY_TIMEOUT = 15.0
 EXCHANGE_TIMEOUT = 10.0
 POLL = 0.02  # polling interval of deadline-bound waits
 AR_SECRET = b"hkp-test-secret"
+
+
+def scrape(address: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """hkp-ar's /metrics at `address`: {(sample name, sorted labels): value}, and the
+    whole text under ("text", ())."""
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    samples[("text", ())] = text  # type: ignore[assignment]
+    return samples
 
 
 def require_root_and_freeradius() -> None:
@@ -174,14 +189,7 @@ class ArProcess:
         """SIGTERM and wait; returns the exit status."""
         if self.process is None:
             return 0
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        code = self.process.returncode
+        code = terminate(self.process)
         self.process = None
         self._log.close()
         return code
@@ -284,10 +292,33 @@ def ar_hks() -> Iterator[FreeRadiusInstance]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+class StartedArs:
+    """What an AR factory fixture started: its hkp-ar processes and the work dirs it
+    made, all stopped and removed at teardown (`close`)."""
+
+    def __init__(self) -> None:
+        self.processes: list[ArProcess] = []
+        self.dirs: list[Path] = []
+
+    def work_dir(self, prefix: str) -> Path:
+        path = temp_dir(prefix)
+        self.dirs.append(path)
+        return path
+
+    def start(self, process: ArProcess) -> ArProcess:
+        self.processes.append(process)
+        return process.start()
+
+    def close(self) -> None:
+        for process in self.processes:
+            process.stop()
+        for path in self.dirs:
+            shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture
 def start_ar(ar_hks: FreeRadiusInstance) -> Iterator[Callable[..., ArProcess]]:
-    started: list[ArProcess] = []
-    dirs: list[Path] = []
+    ars = StartedArs()
 
     def start(
         servers: list[tuple[str, int]] | None = None,
@@ -296,8 +327,7 @@ def start_ar(ar_hks: FreeRadiusInstance) -> Iterator[Callable[..., ArProcess]]:
         **kw: Any,
     ) -> ArProcess:
         if work is None:
-            work = temp_dir("hkp-ar-")
-            dirs.append(work)
+            work = ars.work_dir("hkp-ar-")
         targets = servers if servers is not None else [(ar_hks.address, ar_hks.port)]
         log_file = (sections or {}).get("log", {}).get("file")
         process = ArProcess(
@@ -305,14 +335,10 @@ def start_ar(ar_hks: FreeRadiusInstance) -> Iterator[Callable[..., ArProcess]]:
             config_text(work / "keys.sqlite", targets, sections, **kw),
             log_file=Path(log_file) if log_file else None,
         )
-        started.append(process)
-        return process.start()
+        return ars.start(process)
 
     yield start
-    for process in started:
-        process.stop()
-    for path in dirs:
-        shutil.rmtree(path, ignore_errors=True)
+    ars.close()
 
 
 @pytest.fixture

@@ -61,6 +61,15 @@ def fresh_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A work dir that other users (postgres, openldap, freerad) traverse to their own."""
+    path = work_dir("shared")
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def strict_hks() -> Iterator[FreeRadiusInstance]:
     """An HKS that requires timestamps and allows only HMAC-SHA1 PRF and MAC."""

@@ -26,6 +26,7 @@ from ar_proxy.control import query
 from hkp_flood import LoopbackNamespace, inside
 from hkp_radius.mn import KeyEstablished, Kind, MNConfig, MobileNode
 from hkp_support.freeradius import FreeRadiusInstance
+from hkp_support.process import terminate
 from mn_client import UdpTransport, run_exchange, starter, system_random
 
 REPO = Path(__file__).resolve().parents[2]
@@ -134,13 +135,7 @@ class Ar:
         return answer
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        terminate(self.process, 15)
         self.out.close()
 
 

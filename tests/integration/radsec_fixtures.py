@@ -27,7 +27,7 @@ from hkp_support.certs import CertFiles, LabPKI, RadSecCerts, make_radsec_certs
 from hkp_support.freeradius import FreeRadiusInstance
 from tests.ar_helpers import HMK, HMK2, NAI, NAI2
 
-from .ar_fixtures import ArProcess, require_root_and_freeradius, temp_dir
+from .ar_fixtures import ArProcess, StartedArs, require_root_and_freeradius, temp_dir
 
 CAPTURE_TIMEOUT = 15.0
 UDP_SECRET = b"hkp-test-secret"  # the instances' UDP listener, for comparisons
@@ -130,16 +130,14 @@ def tls_settings(pki: Pki, client: CertFiles | None = None, **changes: Any) -> d
 def start_tls_ar(
     radsec_hks: FreeRadiusInstance, radsec_pki: Pki
 ) -> Iterator[Callable[..., ArProcess]]:
-    started: list[ArProcess] = []
-    dirs: list[Path] = []
+    ars = StartedArs()
 
     def start(
         servers: list[tuple[str, int]] | None = None,
         tls: dict[str, Any] | None = None,
         **kw: Any,
     ) -> ArProcess:
-        work = temp_dir("hkp-ar-tls-")
-        dirs.append(work)
+        work = ars.work_dir("hkp-ar-tls-")
         assert radsec_hks.radsec_port is not None
         port = radsec_hks.port if kw.get("proto") == "udp" else radsec_hks.radsec_port
         targets = servers if servers is not None else [(radsec_hks.address, port)]
@@ -149,15 +147,10 @@ def start_tls_ar(
             tls if tls is not None else tls_settings(radsec_pki),
             **kw,
         )
-        process = ArProcess(work, text)
-        started.append(process)
-        return process.start()
+        return ars.start(ArProcess(work, text))
 
     yield start
-    for process in started:
-        process.stop()
-    for path in dirs:
-        shutil.rmtree(path, ignore_errors=True)
+    ars.close()
 
 
 class SilentTlsServer:

@@ -11,31 +11,15 @@ import pytest
 from ar_proxy.config import load_config
 from hkp_radius.ar.config import ARConfig, NullCoA
 from hkp_radius.errors import ConfigError
+from tests.ar_config_files import MINIMAL, write_config
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "ar_proxy" / "hkp-ar.conf.example"
 
-MINIMAL = """
-[ar]
-address = 2001:db8::1
-key_store = {store}
-[home_server a]
-ipaddr = 127.0.0.1
-secret = s
-[realm example.net]
-home_servers = a
-"""
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "hkp-ar.conf"
-    path.write_text(text.replace("{store}", str(tmp_path / "keys.sqlite")))
-    return path
-
 
 def test_example_config_is_valid(tmp_path: Path) -> None:
     text = EXAMPLE.read_text().replace("/var/lib/hkp-ar/keys.sqlite", str(tmp_path / "k.sqlite"))
-    config = load_config(write(tmp_path, text))
+    config = load_config(write_config(tmp_path, text))
     assert config.udp_port == 54135 and config.udp_enabled and not config.raw_enabled
     assert config.coa_mode == "neighbour" and config.role.response_cache_time == 3.0
     assert [s.name for s in config.realms["example.net"].servers] == ["hks1", "hks2"]
@@ -49,11 +33,11 @@ def test_realm_selection_like_proxy_conf(tmp_path: Path) -> None:
     text = (
         MINIMAL + "[home_server b]\nipaddr = ::1\nsecret = t\n[realm DEFAULT]\nhome_servers = b\n"
     )
-    config = load_config(write(tmp_path, text))
+    config = load_config(write_config(tmp_path, text))
     assert config.realm_for(b"alice@Example.NET").name == "example.net"  # type: ignore[union-attr]
     assert config.realm_for(b"x@other.org").name == "default"  # type: ignore[union-attr]
     assert config.realm_for(b"no-realm").name == "default"  # type: ignore[union-attr]
-    assert load_config(write(tmp_path, MINIMAL)).realm_for(b"x@other.org") is None
+    assert load_config(write_config(tmp_path, MINIMAL)).realm_for(b"x@other.org") is None
 
 
 @pytest.mark.parametrize(
@@ -97,13 +81,13 @@ def test_realm_selection_like_proxy_conf(tmp_path: Path) -> None:
 def test_errors_name_the_setting(tmp_path: Path, change: tuple[str, str], named: str) -> None:
     text = MINIMAL.replace(*change, 1)
     with pytest.raises(ConfigError) as error:
-        load_config(write(tmp_path, text))
+        load_config(write_config(tmp_path, text))
     assert named in str(error.value)
     assert str(tmp_path) in str(error.value)  # and the file
 
 
 def test_daemon_refuses_bad_config_with_exit_2(tmp_path: Path) -> None:
-    path = write(tmp_path, MINIMAL.replace("ipaddr = 127.0.0.1", "ipaddr = nowhere"))
+    path = write_config(tmp_path, MINIMAL.replace("ipaddr = 127.0.0.1", "ipaddr = nowhere"))
     result = subprocess.run(
         [sys.executable, "-m", "ar_proxy", "-c", str(path)],
         cwd=REPO,
@@ -112,7 +96,7 @@ def test_daemon_refuses_bad_config_with_exit_2(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "[home_server a] ipaddr = 'nowhere': write an IP address" in result.stderr
-    good = write(tmp_path, MINIMAL)
+    good = write_config(tmp_path, MINIMAL)
     check = subprocess.run(
         [sys.executable, "-m", "ar_proxy", "-c", str(good), "--check"],
         cwd=REPO,
@@ -142,7 +126,7 @@ def test_unusable_key_store_fails_start_with_exit_3(tmp_path: Path, store: str) 
         path.mkdir()
     else:
         path.write_bytes(b"these are not the keys you are looking for" * 100)
-    config = write(tmp_path, MINIMAL.replace("{store}", str(path)))
+    config = write_config(tmp_path, MINIMAL.replace("{store}", str(path)))
     result = start_daemon(config)
     assert result.returncode == 3, result.stderr
     assert '"event": "startup-failed"' in result.stderr and "Traceback" not in result.stderr
@@ -156,7 +140,7 @@ def test_unreadable_dictionary_is_a_configuration_error_naming_the_setting(
     broken = tmp_path / "dictionary"
     broken.write_text("ATTRIBUTE\tUser-Name\n")  # too few fields: pyrad's ParseError
     text = MINIMAL.replace("[ar]\n", f"[ar]\ndictionary = {broken}\n", 1)
-    config = write(tmp_path, text)
+    config = write_config(tmp_path, text)
     result = start_daemon(config)
     assert result.returncode == 2, result.stderr
     assert "[ar] dictionary" in result.stderr and "Traceback" not in result.stderr

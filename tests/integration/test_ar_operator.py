@@ -14,12 +14,10 @@ import socket
 import stat
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from hkp_radius.constants import Status
 from tests.ar_helpers import COA, NAI, build_hkreq, decode_hkresp, wall_stamp
@@ -28,6 +26,7 @@ from .ar_fixtures import (
     REPO,
     ArProcess,
     MobileNodeSocket,
+    scrape,
     temp_dir,
     wait_until,
 )
@@ -131,17 +130,6 @@ def admin(*args: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "ar_proxy", *args],
         cwd=REPO, capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip
-
-
-def scrape(address: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    samples = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    samples[("text", ())] = text  # type: ignore[assignment]
-    return samples
 
 
 def test_status_keys_and_metrics_of_a_running_ar(

@@ -29,7 +29,7 @@ def run(script: str, *args: str) -> str:
 
 def test_hks_compare_prints_rates_cpu_and_the_goal_ratios() -> None:
     out = run("hks_compare.py", "-n", "200", "-c", "8", "--rounds", "2", "--users", "20")
-    for kind in ("files", "echo", "hks"):
+    for kind in ("files", "echo", "hks", "inline"):
         rows = re.findall(
             rf"round \d {kind} *: *({NUMBER}) Access-Requests/s, *({NUMBER}) us server CPU "
             rf"per request.*accepts (\d+)/200, failed (\d+)",
@@ -39,6 +39,9 @@ def test_hks_compare_prints_rates_cpu_and_the_goal_ratios() -> None:
         assert all(int(accepts) == 200 and failed == "0" for _, _, accepts, failed in rows), out
     assert re.search(rf"ratio hks/echo server CPU per Access-Request: {NUMBER} \(Goal", out)
     assert re.search(rf"ratio hks/echo Access-Requests/s: {NUMBER} \(Goal", out)
+    # each HKS server prints its upserts per commit; inline commits every accept alone
+    assert re.search(rf"hks *: {NUMBER} upserts per commit", out), out
+    assert re.search(r"inline *: 1\.0 upserts per commit", out), out
 
 
 def test_whole_path_prints_keys_per_second_latency_and_cpu_per_process() -> None:

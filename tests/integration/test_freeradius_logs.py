@@ -89,8 +89,9 @@ def test_no_key_material_in_logs(debug):
 
 
 def test_debug_log_shows_the_hk_only_as_ciphertext_and_never_the_radius_secret():
-    """At -X rlm_python3 echoes what the module returns: the salt-encrypted HK, the same
-    octets as on the wire. The plaintext HK is nowhere; nor is the RADIUS secret that,
+    """At -X rlm_python3 echoes what the module returns: the salt-encrypted HK (in
+    control:HKP-Staged-Key until its replay record is committed), the same octets as on
+    the wire. The plaintext HK is nowhere; nor is the RADIUS secret that,
     with the public Request Authenticator, would decrypt it (policy hkp_hks_salt_inputs
     silences the request's debug output while copying it)."""
     path = work_dir("logs")
@@ -100,7 +101,8 @@ def test_debug_log_shows_the_hk_only_as_ciphertext_and_never_the_radius_secret()
             exchange = exercise(instance)
         log = instance.log_text()
         assert leaked(log, [exchange.hk]) == []
-        echo = f"authenticate - 'reply:HKP-Handover-Key-Salted' := '0x{exchange.hk_on_wire.hex()}'"
+        # replay_commit = post-auth: the key waits in the control list for the commit
+        echo = f"authenticate - 'config:HKP-Staged-Key' := '0x{exchange.hk_on_wire.hex()}'"
         assert echo in log.splitlines()
         assert "HKP-Handover-Key-Salted = <<< secret >>>" in log  # the packet dump
         assert instance.secret.decode() not in log

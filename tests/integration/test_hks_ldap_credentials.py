@@ -5,40 +5,34 @@ out of the -X log (suppress_secrets = yes) and out of anonymous reach."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyrad.packet
-import pytest
 
 from hkp_radius.constants import Status
 from hkp_radius.wire import radius_attrs as ra
 from hkp_support import credentials
-from hkp_support.freeradius import FreeRadiusInstance
 from hkp_support.slapd import LDAPSEARCH, SlapdServer
 
-from .conftest import ALICE, ALICE_HMK, BARRED, BARRED_HMK, requires_freeradius, work_dir
+from .conftest import ALICE, ALICE_HMK, BARRED, BARRED_HMK, requires_freeradius
+from .credential_checks import (
+    EXAMPLE_HMK,
+    EXAMPLE_NAI,
+    credential_hks,
+    expect_key,
+    log_of_one_key,
+    no_hmk_in,
+)
 from .hks_client import attributes, build_hkreq, now_ntp, send
-from .test_hks_sql_credentials import EXAMPLE_HMK, EXAMPLE_NAI, expect_key, no_hmk_in
 
 pytestmark = requires_freeradius
 
 
-@pytest.fixture
-def base() -> Iterator[Path]:
-    path = work_dir("ldap")
-    os.chmod(path, 0o755)  # openldap and freerad reach their directories
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def test_an_hmk_stored_in_ldap_yields_a_key(base: Path) -> None:
+def test_an_hmk_stored_in_ldap_yields_a_key(shared_dir: Path) -> None:
     users = {ALICE.decode(): ALICE_HMK, BARRED.decode(): BARRED_HMK}
     slapd = SlapdServer(
-        base / "ldap",
+        shared_dir / "ldap",
         users=users,
         prohibited=frozenset({BARRED.decode()}),
         extra_ldif=credentials.LDAP_EXAMPLE.read_text(),  # the shipped example entry
@@ -55,12 +49,7 @@ def test_an_hmk_stored_in_ldap_yields_a_key(base: Path) -> None:
         )  # fmt: skip
         assert "hkpHandoverMasterKey" not in anonymous.stdout
         module = credentials.ldap_module(ldap.uri, ldap.bind_dn, ldap.bind_password, ldap.base_dn)
-        instance = FreeRadiusInstance(
-            base / "hks",
-            credential_module="hkp_ldap_quiet",
-            extra_modules={"hkp_ldap": module},
-            debug=True,
-        )
+        instance = credential_hks(shared_dir / "hks", "hkp_ldap", module, listed="hkp_ldap_quiet")
         with instance:
             built = build_hkreq(ALICE, ALICE_HMK, message_id=1, timestamp=now_ntp())
             expect_key(send(instance.client(), built), built, ALICE_HMK)
@@ -76,16 +65,8 @@ def test_an_hmk_stored_in_ldap_yields_a_key(base: Path) -> None:
         log = instance.log_text()
         # Why the policy: hkp_ldap listed directly prints the HMK at -X even with
         # suppress_secrets = yes (rlm_ldap 3.2.1's map debug line).
-        direct = FreeRadiusInstance(
-            base / "direct",
-            credential_module="hkp_ldap",
-            extra_modules={"hkp_ldap": module},
-            debug=True,
-        )
-        with direct:
-            built = build_hkreq(ALICE, ALICE_HMK, message_id=4, timestamp=now_ntp(1))
-            expect_key(send(direct.client(), built), built, ALICE_HMK)
-        assert ALICE_HMK.hex() in direct.log_text()
+        direct = credential_hks(shared_dir / "direct", "hkp_ldap", module)
+        assert ALICE_HMK.hex() in log_of_one_key(direct, ALICE, ALICE_HMK, message_id=4)
     assert "hkp_ldap_quiet" in log and "rlm_ldap (hkp_ldap)" in log
     no_hmk_in(log, ALICE_HMK, BARRED_HMK, EXAMPLE_HMK)
     assert ldap.bind_password not in log

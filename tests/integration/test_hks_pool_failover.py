@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from hkp_lab.failover import ar_events
 from hkp_support.freeradius import FREERADIUS, status_server, terminate
 
 from .ar_fixtures import require_root_and_freeradius, temp_dir, wait_until
@@ -29,15 +30,7 @@ KILL_AFTER = 80  # exchanges the AR has logged before the kill
 
 
 def events(log: Path, name: str, **match: Any) -> list[dict[str, Any]]:
-    found = []
-    for line in log.read_text(errors="replace").splitlines():
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if event.get("event") == name and all(event.get(k) == v for k, v in match.items()):
-            found.append(event)
-    return found
+    return [e for e in ar_events(log, name) if all(e.get(k) == v for k, v in match.items())]
 
 
 def load(directory: Path, count: int) -> subprocess.Popen[str]:

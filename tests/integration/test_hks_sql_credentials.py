@@ -5,68 +5,41 @@ shipped sql configuration installed into a copy of Debian's stock raddb."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import sqlite3
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyrad.packet
 import pytest
 
 from freeradius_module.install import main as install_main
-from hkp_radius import crypto
-from hkp_radius.wire import radius_attrs as ra
 from hkp_support import credentials
 from hkp_support.freeradius import FREERADIUS, FreeRadiusInstance, use_credential_module
 from hkp_support.postgresql import PostgresCluster
 
-from .conftest import ALICE, ALICE_HMK, requires_freeradius, work_dir
-from .hks_client import AR_ADDRESS, BuiltRequest, attributes, build_hkreq, now_ntp, send
+from .conftest import ALICE, ALICE_HMK, requires_freeradius
+from .credential_checks import (
+    EXAMPLE_HMK,
+    EXAMPLE_NAI,
+    credential_hks,
+    expect_key,
+    log_of_one_key,
+    no_hmk_in,
+)
+from .hks_client import build_hkreq, now_ntp, send
 
 pytestmark = requires_freeradius
 STOCK_RADDB = Path("/etc/freeradius/3.0")
-# The row of the shipped mods-config/sql/hkp/*/example.sql.
-EXAMPLE_NAI = b"mn@example.net"
-EXAMPLE_HMK = bytes(range(64))
 
 
-def expect_key(reply: object, built: BuiltRequest, hmk: bytes) -> None:
-    assert reply.code == pyrad.packet.AccessAccept  # type: ignore[attr-defined]
-    grant = ra.parse_accept(attributes(reply))
-    assert grant.handover_key == crypto.derive_hk(
-        hmk, built.prf, built.mn_nonce, grant.hks_nonce, built.nai, AR_ADDRESS
-    )
-
-
-def no_hmk_in(text: str, *hmks: bytes) -> None:
-    for hmk in hmks:
-        for form in (hmk.hex(), hmk.hex().upper(), hmk[:16].hex()):
-            assert form not in text
-
-
-@pytest.fixture
-def base() -> Iterator[Path]:
-    path = work_dir("sql")
-    os.chmod(path, 0o755)  # postgres and freerad reach their directories
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def test_hmks_from_postgresql_yield_keys_and_stay_out_of_the_debug_log(base: Path) -> None:
-    cluster = PostgresCluster(base / "pg", durable=False)
+def test_hmks_from_postgresql_yield_keys_and_stay_out_of_the_debug_log(shared_dir: Path) -> None:
+    cluster = PostgresCluster(shared_dir / "pg", durable=False)
     with cluster:
         cluster.psql(credentials.schema_sql("postgresql"))
         cluster.psql((credentials.SQL_CONFIG / "postgresql" / "example.sql").read_text())
         cluster.psql(credentials.radcheck_sql({ALICE.decode(): ALICE_HMK}))
         module = credentials.sql_module_for_postgresql(cluster)
-        instance = FreeRadiusInstance(
-            base / "hks",
-            credential_module="hkp_sql",
-            extra_modules={"hkp_sql": module},
-            debug=True,  # -X: the log is FreeRADIUS's debug output
-        )
+        instance = credential_hks(shared_dir / "hks", "hkp_sql", module)
         with instance:
             for message_id, (nai, hmk) in enumerate(
                 ((EXAMPLE_NAI, EXAMPLE_HMK), (ALICE, ALICE_HMK)), start=1
@@ -77,24 +50,17 @@ def test_hmks_from_postgresql_yield_keys_and_stay_out_of_the_debug_log(base: Pat
             assert send(instance.client(), unknown).code == pyrad.packet.AccessReject
         log = instance.log_text()
         # What the installer warns about: without suppress_secrets, -X prints the HMK.
-        unmasked = FreeRadiusInstance(
-            base / "unmasked",
-            credential_module="hkp_sql",
-            extra_modules={"hkp_sql": module},
-            suppress_secrets=False,
-            debug=True,
+        unmasked = credential_hks(
+            shared_dir / "unmasked", "hkp_sql", module, suppress_secrets=False
         )
-        with unmasked:
-            built = build_hkreq(ALICE, ALICE_HMK, message_id=4, timestamp=now_ntp(1))
-            expect_key(send(unmasked.client(), built), built, ALICE_HMK)
-        assert ALICE_HMK.hex() in unmasked.log_text()
+        assert ALICE_HMK.hex() in log_of_one_key(unmasked, ALICE, ALICE_HMK, message_id=4)
     assert "hkp_sql" in log and "HKP-HMK" in log  # the module ran and printed its items
     assert "<<< secret >>>" in log  # ... masked (log { suppress_secrets = yes })
     no_hmk_in(log, EXAMPLE_HMK, ALICE_HMK)
 
 
-def test_hmks_from_sqlite_yield_keys(base: Path) -> None:
-    database = base / "hks" / "var" / "lib" / "freeradius" / "credentials.sqlite"
+def test_hmks_from_sqlite_yield_keys(shared_dir: Path) -> None:
+    database = shared_dir / "hks" / "var" / "lib" / "freeradius" / "credentials.sqlite"
     database.parent.mkdir(parents=True)
     connection = sqlite3.connect(database)
     with connection:
@@ -103,7 +69,7 @@ def test_hmks_from_sqlite_yield_keys(base: Path) -> None:
         connection.executescript(credentials.radcheck_sql({ALICE.decode(): ALICE_HMK}))
     connection.close()
     instance = FreeRadiusInstance(
-        base / "hks",
+        shared_dir / "hks",
         credential_module="hkp_sql",
         extra_modules={"hkp_sql": credentials.sql_module_for_sqlite(database)},
     )
@@ -116,17 +82,17 @@ def test_hmks_from_sqlite_yield_keys(base: Path) -> None:
 
 
 def test_shipped_sql_config_in_the_stock_debian_raddb_passes_freeradius_xc(
-    base: Path, capsys: pytest.CaptureFixture[str]
+    shared_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    raddb = base / "raddb"
+    raddb = shared_dir / "raddb"
     subprocess.run(["cp", "-a", str(STOCK_RADDB), str(raddb)], check=True)
     conf = raddb / "radiusd.conf"
     conf.write_text(
         conf.read_text().replace("raddbdir = /etc/freeradius/3.0", f"raddbdir = {raddb}")
     )
     rc = install_main(
-        ["--raddb", str(raddb), "--lib-dir", str(base / "lib"),
-         "--replay-db", str(base / "var" / "replay.sqlite")]
+        ["--raddb", str(raddb), "--lib-dir", str(shared_dir / "lib"),
+         "--replay-db", str(shared_dir / "var" / "replay.sqlite")]
     )  # fmt: skip
     assert rc == 0, capsys.readouterr()
     installed = capsys.readouterr().out
