@@ -51,6 +51,7 @@ class AdmissionFront:
         )
         self.refused = 0
         self._hosts: dict[str, bytes] = {}
+        self._groups: dict[str, str] = {}  # realm name -> its home servers' names
         self._lines_left = config.exchange_lines
         self._unlogged: Counter[str] = Counter()
         self._timer: asyncio.TimerHandle | None = None
@@ -59,7 +60,12 @@ class AdmissionFront:
     def server_group(self, nai: bytes) -> str:
         """The home servers an Access-Request for `nai` goes to (its realm's)."""
         realm = self.config.realm_for(nai)
-        return "" if realm is None else " ".join(server.name for server in realm.servers)
+        if realm is None:
+            return ""
+        group = self._groups.get(realm.name)
+        if group is None:  # once per realm, not per HKReq
+            group = self._groups[realm.name] = " ".join(server.name for server in realm.servers)
+        return group
 
     def gate(self, host: str, data: memoryview) -> bool:
         """The UDP transport's gate: the per-source limit, before anything is copied or

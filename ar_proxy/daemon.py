@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import ipaddress
 import json
 import logging
 import os
@@ -59,7 +58,7 @@ from .clock import Clock
 from .config import DaemonConfig, load_config
 from .control import COMMANDS, ControlError, ControlServer, format_keys, format_status, query
 from .keystore import SqliteKeyStore
-from .logs import LogSink, emit, log, setup_logging
+from .logs import LogSink, address_text, emit, log, nai_text, setup_logging
 from .metrics import Metrics
 from .neighbours import (
     NeighbourMonitor,
@@ -74,19 +73,6 @@ from .transports import RawPeer, RawTransport, UdpPeer, UdpTransport, network_na
 
 EXIT_CONFIG = 2
 EXIT_STARTUP = 3
-
-
-def address_text(address: bytes | None) -> str | None:
-    return None if address is None else _address_text(address)
-
-
-@functools.lru_cache(maxsize=4096)  # log lines name the same CoAs again and again
-def _address_text(address: bytes) -> str:
-    return str(ipaddress.IPv6Address(address))
-
-
-def nai_text(nai: bytes | None) -> str | None:
-    return None if nai is None else nai.decode("utf-8", "backslashreplace")
 
 
 def load_dictionary(path: str) -> Dictionary:
@@ -359,7 +345,11 @@ class ARDaemon:
         except Exception:
             log.exception("CoA validator failed")
             valid = False
-        self._guarded("a CoA check", lambda now, _: self.role.coa_validated(action.ref, valid, now))
+        self._coa_checked(action.ref, valid)
+
+    def _coa_checked(self, ref: int, valid: bool) -> None:
+        if self._loop is not None:  # else stopped meanwhile: as a cancelled check
+            self._guarded("a CoA check", lambda now, _: self.role.coa_validated(ref, valid, now))
 
     # ---- actions ---------------------------------------------------------------------
 
@@ -408,13 +398,18 @@ class ARDaemon:
                 self.raw.send(peer, action.ar_address, action.wire)
         elif isinstance(action, SendAccessRequest):
             assert self.radius is not None
-            emit(logging.DEBUG, "access-request", nai=nai_text(action.nai), ref=action.ref)
+            if log.isEnabledFor(logging.DEBUG):  # nai_text only for a line written
+                emit(logging.DEBUG, "access-request", nai=nai_text(action.nai), ref=action.ref)
             self.radius.send(action, self.config.realm_for(action.nai))
         elif isinstance(action, CancelAccessRequest):
             if self.radius is not None:
                 self.radius.cancel(action.ref)
         elif isinstance(action, ValidateCoA):
             assert self._loop is not None
+            decided = self.validator.decide(action.coa, action.nai, action.peer)
+            if decided is not None:  # no I/O needed: a callback, not a task (issue 14)
+                self._loop.call_soon(self._coa_checked, action.ref, decided)
+                return
             task = self._loop.create_task(self._validate(action))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

@@ -15,6 +15,7 @@ holds HKs: it is created mode 0600; put it on a disk only the AR's operators can
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import queue
@@ -69,6 +70,7 @@ SYNCHRONOUS = "FULL"  # a reply that promises a key waits for its fsync
 _Op = Union[
     tuple[int, str, StoredKey], tuple[int, str, int], tuple[int, str, tuple[int, int]], None
 ]  # None: commit and stop
+_Item = Union[list[_Op], None]  # what the queue carries: one loop iteration's changes
 
 
 def timestamp_blob(timestamp: int | None) -> bytes | None:
@@ -106,7 +108,10 @@ class SqliteKeyStore:
         if "last_timestamp" not in columns:
             self._db.execute(MIGRATION)
         # SimpleQueue: no Condition to wait on and notify per change (issue 14 profile).
-        self._queue: queue.SimpleQueue[_Op] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        # Changes of the current event-loop iteration, handed over at once at its end:
+        # one queue put (one wake-up of the writer) per iteration, not per change.
+        self._pending: list[_Op] = []
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -130,20 +135,33 @@ class SqliteKeyStore:
     def store(self, key: StoredKey) -> int:
         """Queue a key; returns the change's sequence number (see on_commit)."""
         self.sequence += 1
-        self._queue.put((self.sequence, "store", key))
+        self._queue_op((self.sequence, "store", key))
         return self.sequence
 
     def store_fbu_sequence(self, spi: int, sequence: int) -> int:
         """Queue the Sequence # of an FBU accepted under `spi`; returns the change's
         sequence number (the FBack waits for its commit, as an HKResp does)."""
         self.sequence += 1
-        self._queue.put((self.sequence, "fbu", (spi, sequence)))
+        self._queue_op((self.sequence, "fbu", (spi, sequence)))
         return self.sequence
 
     def delete(self, spi: int) -> int:
         self.sequence += 1
-        self._queue.put((self.sequence, "delete", spi))
+        self._queue_op((self.sequence, "delete", spi))
         return self.sequence
+
+    def _queue_op(self, op: _Op) -> None:
+        self._pending.append(op)
+        if len(self._pending) == 1:
+            try:
+                asyncio.get_running_loop().call_soon(self._hand_over)
+            except RuntimeError:  # no event loop here (tools, tests): at once
+                self._hand_over()
+
+    def _hand_over(self) -> None:
+        if self._pending:
+            batch, self._pending = self._pending, []
+            self._queue.put(batch)
 
     def close(self, timeout: float | None = None) -> bool:
         """Commit what is queued and close. Returns False when the writer is still busy
@@ -155,6 +173,7 @@ class SqliteKeyStore:
                 self._closed = True
                 self._db.close()
             return True
+        self._hand_over()
         self._queue.put(None)
         thread.join(timeout)
         if thread.is_alive():
@@ -168,13 +187,14 @@ class SqliteKeyStore:
         name_this_thread("hkp-ar-keystore")
         try:
             while True:
-                op = self._queue.get()
-                batch = [op]
-                while len(batch) < BATCH:
+                item = self._queue.get()
+                batch: list[_Op] = [None] if item is None else item
+                while len(batch) < BATCH and None not in batch:
                     try:
-                        batch.append(self._queue.get_nowait())
+                        item = self._queue.get_nowait()
                     except queue.Empty:
                         break
+                    batch += [None] if item is None else item
                 if self._apply(batch):
                     return
         finally:
@@ -182,27 +202,42 @@ class SqliteKeyStore:
             self._db.close()  # the writer owns the connection once started
 
     def _apply(self, batch: list[_Op]) -> bool:
+        """One transaction for the batch. Each SPI's last change is what the batch
+        leaves in the tables, so rows are written per kind with executemany (a key
+        stored and retired in one batch is only deleted; issue 14: the writer's
+        per-row execute calls)."""
         stop = False
         last = 0
+        keys: dict[int, StoredKey | None] = {}  # spi -> final row (None: deleted)
+        fbus: dict[int, int | None] = {}  # spi -> final FBU Sequence # (None: deleted)
+        for op in batch:
+            if op is None:
+                stop = True
+                continue
+            last = op[0]
+            if op[1] == "store" and isinstance(op[2], StoredKey):
+                keys[op[2].spi] = op[2]
+            elif op[1] == "delete" and isinstance(op[2], int):
+                keys[op[2]] = fbus[op[2]] = None
+            elif op[1] == "fbu" and isinstance(op[2], tuple):
+                fbus[op[2][0]] = op[2][1]
+        stored = [
+            (key.spi, key.nai, key.hk, key.care_of_address, key.expires_at, key.prf,
+             key.ar_address, timestamp_blob(key.last_timestamp))
+            for key in keys.values() if key is not None
+        ]  # fmt: skip
         try:
             self._db.execute("BEGIN")
-            for op in batch:
-                if op is None:
-                    stop = True
-                    continue
-                last = op[0]
-                if op[1] == "store" and isinstance(op[2], StoredKey):
-                    key = op[2]
-                    self._db.execute(
-                        INSERT,
-                        (key.spi, key.nai, key.hk, key.care_of_address, key.expires_at,
-                         key.prf, key.ar_address, timestamp_blob(key.last_timestamp)),
-                    )  # fmt: skip
-                elif op[1] == "delete" and isinstance(op[2], int):
-                    self._db.execute("DELETE FROM handover_keys WHERE spi = ?", (op[2],))
-                    self._db.execute("DELETE FROM fbu_sequences WHERE spi = ?", (op[2],))
-                elif op[1] == "fbu" and isinstance(op[2], tuple):
-                    self._db.execute(FBU_INSERT, op[2])
+            self._db.executemany(
+                "DELETE FROM handover_keys WHERE spi = ?",
+                [(spi,) for spi, key in keys.items() if key is None],
+            )
+            self._db.executemany(
+                "DELETE FROM fbu_sequences WHERE spi = ?",
+                [(spi,) for spi, sequence in fbus.items() if sequence is None],
+            )
+            self._db.executemany(INSERT, stored)
+            self._db.executemany(FBU_INSERT, [item for item in fbus.items() if item[1] is not None])
             self._db.execute("COMMIT")
             self.commits += 1
         except sqlite3.Error as exc:

@@ -13,13 +13,17 @@ samples). Other log calls (warnings, tracebacks) go through logging as before
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import ctypes
 import ctypes.util
+import functools
+import ipaddress
 import json
 import logging
 import logging.handlers
 import queue
+import socket
 import sys
 import threading
 import time
@@ -64,6 +68,24 @@ class Line:
         self.fields = fields
 
 
+# ---- values as log lines write them ---------------------------------------------------
+
+
+def address_text(address: bytes | None) -> str | None:
+    return None if address is None else _address_text(address)
+
+
+@functools.lru_cache(maxsize=4096)  # log lines name the same CoAs again and again
+def _address_text(address: bytes) -> str:
+    if len(address) == 16 and address[:10] != bytes(10):  # inet_ntop: C, as ipaddress writes it
+        return socket.inet_ntop(socket.AF_INET6, address)
+    return str(ipaddress.IPv6Address(address))  # ::/80: glibc writes some as dotted quads
+
+
+def nai_text(nai: bytes | None) -> str | None:
+    return None if nai is None else nai.decode("utf-8", "backslashreplace")
+
+
 _sink: LogSink | None = None  # set by setup_logging; without one, emit goes via logging
 
 
@@ -74,7 +96,7 @@ def emit(level: int, event: str, **fields: Any) -> None:
     if sink is None:
         log.log(level, event, extra={"fields": {"event": event, **fields}})
     else:
-        sink.queue.put(Line(logging.getLevelName(level), {"event": event, **fields}))
+        sink.add(Line(logging.getLevelName(level), {"event": event, **fields}))
 
 
 def name_this_thread(name: str) -> None:
@@ -88,9 +110,18 @@ def name_this_thread(name: str) -> None:
 
 class _Enqueue(logging.handlers.QueueHandler):
     """Puts the record on the queue as it is (the listener formats it): the message is
-    merged with its arguments and a traceback turned into text on the caller's side."""
+    merged with its arguments and a traceback turned into text on the caller's side.
+    Lines `emit` holds for the end of the loop iteration go first (their order kept)."""
 
     _plain = logging.Formatter()
+
+    def __init__(self, sink: LogSink) -> None:
+        super().__init__(sink.queue)
+        self.sink = sink
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        self.sink.hand_over_from(threading.get_ident())
+        super().enqueue(record)
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         record = copy.copy(record)
@@ -124,14 +155,39 @@ class LogSink:
 
     def __init__(self, handler: logging.Handler) -> None:
         self.handler = handler
-        self.queue: queue.SimpleQueue[_Entry] = queue.SimpleQueue()
-        self.enqueue = _Enqueue(self.queue)
+        self.queue: queue.SimpleQueue[_Entry | list[Line]] = queue.SimpleQueue()
+        self.enqueue = _Enqueue(self)
+        # `emit`'s lines of the current event-loop iteration, handed to the writer at its
+        # end: one queue put (one wake-up of the writer thread) per iteration, not per line.
+        self._pending: list[Line] = []
+        self._owner = 0  # the thread whose loop iteration holds them
         self._thread = threading.Thread(target=self._write_loop, name="hkp-ar-log", daemon=True)
         self._thread.start()
 
     @property
     def file(self) -> str | None:
         return self.handler.baseFilename if isinstance(self.handler, logging.FileHandler) else None
+
+    def add(self, line: Line) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop in this thread: at once
+            self.queue.put(line)
+            return
+        if not self._pending:
+            self._owner = threading.get_ident()
+            loop.call_soon(self.hand_over)
+        self._pending.append(line)
+
+    def hand_over(self) -> None:
+        if self._pending:
+            batch, self._pending = self._pending, []
+            self.queue.put(batch)
+
+    def hand_over_from(self, thread: int) -> None:
+        """Before another line from `thread`: the held lines, if that thread holds them."""
+        if self._pending and thread == self._owner:
+            self.hand_over()
 
     def reopen(self) -> None:
         if isinstance(self.handler, ReopeningFileHandler):
@@ -142,6 +198,7 @@ class LogSink:
         global _sink
         if _sink is self:
             _sink = None
+        self.hand_over()
         self.queue.put(None)
         self._thread.join()
         self.handler.close()
@@ -149,10 +206,14 @@ class LogSink:
     def _write_loop(self) -> None:
         name_this_thread("hkp-ar-log")
         while True:
-            batch = [self.queue.get()]
-            while len(batch) < WRITE_BATCH:
+            batch: list[_Entry] = []
+            item = self.queue.get()
+            while True:
+                batch += item if isinstance(item, list) else [item]
+                if len(batch) >= WRITE_BATCH:
+                    break
                 try:
-                    batch.append(self.queue.get_nowait())
+                    item = self.queue.get_nowait()
                 except queue.Empty:
                     break
             handler = self.handler

@@ -69,6 +69,7 @@ class Metrics:
         keys.set_function(lambda: float(keys_held()))
         self.server: Any = None
         self._by_outcome: dict[str, Any] = {}
+        self._by_result: dict[tuple[str, str], Any] = {}
 
     def exchange(self, outcome: str, seconds: float) -> None:
         self.exchanges[outcome] += 1
@@ -89,7 +90,12 @@ class Metrics:
         (its socket cannot be opened); probe_answered, probe_unanswered (Status-Server
         to a dead server, pools.py)."""
         self.radius[(home_server, result)] += 1
-        self._radius.labels(home_server, result).inc()
+        child = self._by_result.get((home_server, result))
+        if child is None:
+            child = self._by_result[(home_server, result)] = self._radius.labels(
+                home_server, result
+            )
+        child.inc()
 
     def count_admission(self, dropped: Callable[[], Mapping[str, int]]) -> None:
         """Serve admission drops by reason (`dropped()`: the role's fixed reason names)."""

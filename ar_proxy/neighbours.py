@@ -46,6 +46,11 @@ RECV_BUFFER = 1 << 16
 
 
 class Validator(Protocol):
+    def decide(self, coa: bytes, nai: bytes, peer: Hashable) -> bool | None:
+        """The answer when it needs no I/O (no task per HKReq, issue 14), else None:
+        then validate() is awaited."""
+        ...
+
     async def validate(self, coa: bytes, nai: bytes, peer: Hashable) -> bool: ...
 
     def close(self) -> None: ...
@@ -59,6 +64,9 @@ def sent_from(coa: bytes, peer: Hashable) -> bool:
 
 
 class PermissiveValidator:
+    def decide(self, coa: bytes, nai: bytes, peer: Hashable) -> bool | None:
+        return True
+
     async def validate(self, coa: bytes, nai: bytes, peer: Hashable) -> bool:
         return True
 
@@ -85,13 +93,16 @@ class StaticValidator:
                     ) from None
                 self.table[address] = words[1].encode("utf-8") if len(words) == 2 else None
 
-    async def validate(self, coa: bytes, nai: bytes, peer: Hashable) -> bool:
+    def decide(self, coa: bytes, nai: bytes, peer: Hashable) -> bool | None:
         if self.match_source and not sent_from(coa, peer):
             return False
         if coa not in self.table:
             return False
         owner = self.table[coa]
         return owner is None or owner == nai
+
+    async def validate(self, coa: bytes, nai: bytes, peer: Hashable) -> bool:
+        return bool(self.decide(coa, nai, peer))
 
     def close(self) -> None:
         pass
@@ -169,6 +180,11 @@ class NeighbourValidator:
                         address, state, ifindex = parse_neighbour(body)
                         if address == coa:
                             found[ifindex] = found.get(ifindex, 0) | state
+
+    def decide(self, coa: bytes, nai: bytes, peer: Hashable) -> bool | None:
+        if self.match_source and not sent_from(coa, peer):
+            return False  # §7.4: claiming someone else's address
+        return None  # the neighbour cache is asked, off the loop
 
     async def validate(self, coa: bytes, nai: bytes, peer: Hashable) -> bool:
         if self.match_source and not sent_from(coa, peer):

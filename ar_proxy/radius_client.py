@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import cast
+from functools import partial
 
 from pyrad import packet as rpacket
 from pyrad.dictionary import Dictionary
@@ -30,117 +30,42 @@ from hkp_radius.crypto.salt import salt_decrypt
 from hkp_radius.errors import DecodeError
 from hkp_radius.wire import radius_attrs
 
-from .clock import Clock, MonotonicClock
+from .clock import Clock, MonotonicClock, Timer
 from .config import HomeServer, Realm
 from .logs import emit
 from .pools import Pools, PoolType, StateChange
-from .radius_encoding import AttributeEncoder
+from .radius_encoding import AttributeEncoder, request_packet
+from .radius_lanes import (
+    AUTHENTICATOR_LENGTH,
+    REPLY_ATTRIBUTES,
+    Key,
+    Lane,
+    RandomPool,
+    _ReplyFuture,
+    settle,
+)
 from .radsec import RadSecClient, RadSecError
 
 log = logging.getLogger("hkp-ar.radius")
 
-IDS_PER_SOCKET = 256  # RFC 2865 §3: the Identifier is one octet
-AUTHENTICATOR_LENGTH = 16  # RFC 2865 §3
-RANDOM_POOL = 4096  # octets read from the OS CSPRNG at once
 
-
-class RandomPool:
-    """The OS CSPRNG read RANDOM_POOL octets at a time, each octet handed out once.
-    pyrad draws a Request Authenticator one octet per SystemRandom call (16 getrandom
-    syscalls a packet, 5 % of the AR's CPU in issue 14's profile); this is one per
-    ~250 packets. Unpredictable as before: the octets are os.urandom's, never reused."""
-
-    def __init__(self, size: int = RANDOM_POOL) -> None:
-        self._size = size
-        self._pool = b""
-        self._at = 0
-
-    def take(self, count: int) -> bytes:
-        if self._at + count > len(self._pool):
-            self._pool = os.urandom(max(self._size, count))
-            self._at = 0
-        out = self._pool[self._at : self._at + count]
-        self._at += count
-        return out
-
-
-_ReplyFuture = asyncio.Future[rpacket.AuthPacket]  # the verified reply
-
-
-@dataclass
+@dataclass(eq=False)
 class _Flight:
+    """One Access-Request through its realm: the server being tried, its packet, the
+    transmissions left and the timer of the current response window."""
+
     ref: int
     request: SendAccessRequest
     realm: Realm
-    task: asyncio.Task[None] | None = None
-
-
-class _Lane(asyncio.DatagramProtocol):
-    """One UDP socket to one home server: up to 256 requests in flight."""
-
-    def __init__(self, server: HomeServer, clock: Clock) -> None:
-        self.server = server
-        self.clock = clock
-        self.transport: asyncio.DatagramTransport | None = None
-        self.waiting: dict[int, tuple[rpacket.AuthPacket, _ReplyFuture]] = {}
-        self.dictionary: Dictionary | None = None
-        # When the kernel last reported ICMP port unreachable on this connected socket:
-        # nothing listens on the server's port (FreeRADIUS stopped), unlike a server that
-        # takes the packets and stays silent (a wrong shared secret).
-        self.refused_at: float | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # CPython 3.11's selector datagram transport does not subclass DatagramTransport.
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def free_id(self, start: int) -> int | None:
-        """A free Identifier, searching from `start` (random: RFC 5080 §2.2.1)."""
-        if len(self.waiting) >= IDS_PER_SOCKET:
-            return None
-        for offset in range(IDS_PER_SOCKET):
-            candidate = (start + offset) % IDS_PER_SOCKET
-            if candidate not in self.waiting:
-                return candidate
-        return None
-
-    def datagram_received(self, data: bytes, addr: object) -> None:
-        if len(data) < 20:
-            return
-        entry = self.waiting.get(data[1])
-        if entry is None:
-            log.debug("reply from %s for no request in flight (id %d)", self.server.name, data[1])
-            return
-        request, future = entry
-        try:
-            reply = rpacket.AuthPacket(packet=data, secret=self.server.secret, dict=self.dictionary)
-        except Exception as exc:  # pyrad raises several kinds on garbage
-            log.warning("undecodable reply from home server %s: %s", self.server.name, exc)
-            return
-        if reply.code not in (rpacket.AccessAccept, rpacket.AccessReject):  # RFC 5997 too
-            log.warning("home server %s answered with code %d", self.server.name, reply.code)
-            return
-        # A Status-Server answer proves liveness by its Response Authenticator (keyed
-        # with the secret); FreeRADIUS signs it only when told to (RFC 5997 §3: SHOULD).
-        enforce_ma = request.code != rpacket.StatusServer
-        try:
-            valid = request.VerifyReply(reply, data, enforce_ma=enforce_ma)
-        except Exception:
-            valid = False
-        if not valid:
-            log.warning(
-                "reply from home server %s failed the Response Authenticator or "
-                "Message-Authenticator check (a wrong secret, or a late reply to an earlier "
-                "request with this identifier): dropped",
-                self.server.name,
-            )
-            return
-        if not future.done():
-            future.set_result(reply)
-
-    def error_received(self, exc: Exception) -> None:
-        if isinstance(exc, ConnectionRefusedError):
-            self.refused_at = self.clock.now()
-        log.debug("home server %s: %s", self.server.name, exc)
+    order: Iterator[HomeServer]
+    server: HomeServer | None = None  # being tried (counted as started by the pools)
+    started: float = 0.0
+    lane: Lane | None = None
+    identifier: int = -1
+    raw: bytes = b""
+    sends_left: int = 0
+    timer: Timer | None = None
+    task: asyncio.Task[None] | None = None  # a RadSec exchange, or the lane it waits for
 
 
 class RadiusClient:
@@ -161,7 +86,7 @@ class RadiusClient:
         self._on_answer = on_answer
         self._on_timeout = on_timeout
         self._nas = (nas_identifier, nas_ip_address, nas_ipv6_address)
-        self._lanes: dict[str, list[_Lane]] = {}
+        self._lanes: dict[str, list[Lane]] = {}
         self.pools = Pools(())
         self._prober: asyncio.Task[None] | None = None
         self._probes: set[asyncio.Task[None]] = set()
@@ -171,6 +96,12 @@ class RadiusClient:
         self._vendor_id = dictionary.vendors.GetForward("HKP")
         self._random = RandomPool()
         self._encoder = AttributeEncoder(dictionary)
+        # The reply attributes read (_answer), by their pyrad key: a reply is decoded
+        # only as far as these (Lane.decode).
+        self._reply_names = tuple((name, self._key(name)) for name in REPLY_ATTRIBUTES)
+        self._reply_keys = frozenset(key for _, key in self._reply_names)
+        self._opening: dict[str, asyncio.Task[None]] = {}  # a socket being opened, by server
+        self._lane_waiters: dict[str, list[_Flight]] = {}  # flights waiting for it
         self.radsec = RadSecClient(dictionary, self.clock)  # the `proto = tls` home servers
 
     # ---- the role's actions ------------------------------------------------------------
@@ -180,20 +111,34 @@ class RadiusClient:
             reason = "no [realm] section for this NAI and no [realm DEFAULT]"
             asyncio.get_running_loop().call_soon(self._on_timeout, request.ref, reason)
             return
-        flight = _Flight(request.ref, request, realm)
+        order = iter(self._order(realm, request.nai))
+        flight = _Flight(request.ref, request, realm, order)
         self._flights[request.ref] = flight
-        loop = asyncio.get_running_loop()
-        flight.task = loop.create_task(self._run(flight))
         if self._prober is None:
-            self._prober = loop.create_task(self._probe_loop())
+            self._prober = asyncio.get_running_loop().create_task(self._probe_loop())
+        self._guarded(self._next_server, flight)
 
     def cancel(self, ref: int) -> None:
         flight = self._flights.pop(ref, None)
-        if flight is not None and flight.task is not None:
-            flight.task.cancel()
-            if not flight.task.done():  # close() awaits it
-                self._cancelled.append(flight.task)
-                flight.task.add_done_callback(self._forget)
+        if flight is not None:
+            self._stop(flight)
+            if flight.server is not None:
+                self.pools.abandoned(flight.server)
+                flight.server = None
+
+    def _stop(self, flight: _Flight) -> None:
+        """No more timer, Identifier or task for this flight."""
+        if flight.timer is not None:
+            flight.timer.cancel()
+            flight.timer = None
+        if flight.lane is not None:  # its Identifier is free again
+            flight.lane.waiting.pop(flight.identifier, None)
+            flight.lane = None
+        task, flight.task = flight.task, None
+        if task is not None and not task.done():
+            task.cancel()
+            self._cancelled.append(task)  # close() awaits it
+            task.add_done_callback(self._forget)
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         if task in self._cancelled:
@@ -209,6 +154,7 @@ class RadiusClient:
             tasks.append(self._prober)
             self._prober = None
         tasks += list(self._probes)
+        tasks += list(self._opening.values())
         for task in tasks:
             task.cancel()
         if tasks:
@@ -225,7 +171,7 @@ class RadiusClient:
         self._lanes.clear()
         await self.radsec.close()
 
-    # ---- one request through its realm -------------------------------------------------
+    # ---- one request through its realm: callbacks, one timer per window ----------------
 
     def _order(self, realm: Realm, nai: bytes) -> list[HomeServer]:
         return self.pools.order(
@@ -243,45 +189,168 @@ class RadiusClient:
         if changes:
             self._rearm()
 
-    async def _run(self, flight: _Flight) -> None:
+    def _live(self, flight: _Flight) -> bool:
+        return self._flights.get(flight.ref) is flight
+
+    def _guarded(self, step: Callable[..., None], flight: _Flight, *args: object) -> None:
+        """Run one step of a flight; an error ends it as a timeout, never the daemon."""
         try:
-            for server in self._order(flight.realm, flight.request.nai):
-                if not self.pools.may_use(server, flight.realm.servers, self.clock.now()):
-                    continue  # marked dead since this request's order was made
-                started = self.clock.now()
-                self.pools.started(server)
-                try:
-                    result = await self._try_server(flight, server)
-                except OSError as exc:  # its socket cannot be opened (no route, bad scope)
-                    failed = "no_connection" if isinstance(exc, RadSecError) else "unreachable"
-                    self._on_result(server.name, failed)
-                    log.warning("home server %s (%s:%d) cannot be reached: %s",
-                                server.name, server.host, server.port, exc)  # fmt: skip
-                    self._log_pool(self.pools.unanswered(server, self.clock.now()))
-                    continue
-                except BaseException:
-                    self.pools.abandoned(server)
-                    raise
-                if result is not None:
-                    request, reply = result
-                    self._on_result(server.name, "answered")
-                    self._log_pool(self.pools.answered(server, self.clock.now()))
-                    self._finish(flight, self._answer(server, request, reply))
-                    return
-                self._diagnose_silence(server, started)
-                self._log_pool(self.pools.unanswered(server, self.clock.now()))
-            self._flights.pop(flight.ref, None)
-            self._on_timeout(flight.ref, f"no answer from the {len(flight.realm.servers)} "
-                             f"home server(s) of realm {flight.realm.name}")  # fmt: skip
-        except asyncio.CancelledError:
-            raise
+            step(flight, *args)
         except DecodeError as exc:  # attributes the request cannot carry
-            self._flights.pop(flight.ref, None)
-            self._on_timeout(flight.ref, f"cannot build the Access-Request: {exc}")
+            self._fail(flight, f"cannot build the Access-Request: {exc}")
         except Exception:  # a bug here must not kill the daemon, nor leave state behind
             log.exception("RADIUS exchange for ref %d failed", flight.ref)
-            self._flights.pop(flight.ref, None)
-            self._on_timeout(flight.ref, "internal error in the RADIUS client")
+            self._fail(flight, "internal error in the RADIUS client")
+
+    def _fail(self, flight: _Flight, reason: str) -> None:
+        if self._flights.pop(flight.ref, None) is flight:
+            self._stop(flight)
+            if flight.server is not None:
+                self.pools.abandoned(flight.server)
+                flight.server = None
+            self._on_timeout(flight.ref, reason)
+
+    def _next_server(self, flight: _Flight) -> None:
+        """Start the next usable server of the flight's order, or end it unanswered."""
+        for server in flight.order:
+            if not self.pools.may_use(server, flight.realm.servers, self.clock.now()):
+                continue  # marked dead since this request's order was made
+            flight.server, flight.started = server, self.clock.now()
+            self.pools.started(server)
+            loop = asyncio.get_running_loop()
+            if server.proto == "tls":  # RadSec: its own connection and Identifiers
+                flight.task = loop.create_task(self._radsec_exchange(flight, server))
+                return
+            self._start_on_lane(flight, server)
+            return
+        self._flights.pop(flight.ref, None)
+        self._on_timeout(flight.ref, f"no answer from the {len(flight.realm.servers)} "
+                         f"home server(s) of realm {flight.realm.name}")  # fmt: skip
+
+    def _start_on_lane(self, flight: _Flight, server: HomeServer) -> None:
+        lane, identifier = self._free_id(server)
+        if lane is None:  # every socket full, or none yet: open one, then send
+            self._lane_waiters.setdefault(server.name, []).append(flight)
+            if server.name not in self._opening:
+                loop = asyncio.get_running_loop()
+                self._opening[server.name] = loop.create_task(self._open_lane(server))
+            return
+        packet = self._build(flight.request, server, identifier)
+        flight.raw = request_packet(packet)
+        flight.lane, flight.identifier = lane, identifier
+        lane.waiting[identifier] = (packet, partial(self._replied_udp, flight))
+        flight.sends_left = server.retries + 1
+        self._transmit(flight)
+
+    def _transmit(self, flight: _Flight) -> None:
+        """Send the packet (the same one each time: RFC 5080 §2.2.1), window armed first."""
+        server, lane = flight.server, flight.lane
+        assert server is not None and lane is not None and lane.transport is not None
+        flight.sends_left -= 1
+        window_end = self.clock.now() + server.response_window
+        flight.timer = self.clock.call_at(window_end, partial(self._window_ended, flight))
+        lane.transport.sendto(flight.raw)
+
+    def _window_ended(self, flight: _Flight) -> None:
+        flight.timer = None
+        if self._live(flight):
+            self._guarded(self._after_window, flight)
+
+    def _after_window(self, flight: _Flight) -> None:
+        if flight.sends_left > 0:
+            self._transmit(flight)
+            return
+        self._stop(flight)
+        server, flight.server = flight.server, None
+        assert server is not None
+        self._diagnose_silence(server, flight.started)
+        self._log_pool(self.pools.unanswered(server, self.clock.now()))
+        self._next_server(flight)
+
+    def _replied_udp(
+        self, flight: _Flight, request: rpacket.AuthPacket, reply: rpacket.AuthPacket
+    ) -> None:
+        flight.lane = None  # its Identifier is free again (the lane dropped it)
+        if self._live(flight):
+            self._guarded(self._replied, flight, request, reply)
+
+    def _replied(
+        self, flight: _Flight, request: rpacket.AuthPacket, reply: rpacket.AuthPacket
+    ) -> None:
+        self._stop(flight)
+        server, flight.server = flight.server, None
+        assert server is not None
+        self._on_result(server.name, "answered")
+        self._log_pool(self.pools.answered(server, self.clock.now()))
+        answer = self._answer(server, request, reply)
+        if self._flights.pop(flight.ref, None) is not None:
+            self._on_answer(flight.ref, answer)
+
+    def _unreachable(self, flight: _Flight, server: HomeServer, exc: OSError) -> None:
+        """Its socket cannot be opened (no route, bad scope) or RadSec has no connection."""
+        flight.server = None
+        failed = "no_connection" if isinstance(exc, RadSecError) else "unreachable"
+        self._on_result(server.name, failed)
+        log.warning("home server %s (%s:%d) cannot be reached: %s",
+                    server.name, server.host, server.port, exc)  # fmt: skip
+        self._log_pool(self.pools.unanswered(server, self.clock.now()))
+        self._next_server(flight)
+
+    def _free_id(self, server: HomeServer) -> tuple[Lane, int] | tuple[None, int]:
+        for lane in self._lanes.get(server.name, ()):
+            identifier = lane.free_id(self._random.take(1)[0])
+            if identifier is not None:
+                return lane, identifier
+        return None, -1
+
+    async def _open_lane(self, server: HomeServer) -> None:
+        """One more socket to `server`; then the flights that waited for one go on."""
+        error: OSError | None = None
+        try:
+            await self._new_lane(server)
+        except OSError as exc:
+            error = exc
+        finally:
+            self._opening.pop(server.name, None)
+        for flight in self._lane_waiters.pop(server.name, []):
+            if not self._live(flight):
+                continue
+            if error is not None:
+                self._guarded(self._unreachable, flight, server, error)
+                continue
+            self._guarded(self._start_on_lane, flight, server)
+
+    async def _radsec_exchange(self, flight: _Flight, server: HomeServer) -> None:
+        try:
+            result = await self.radsec.exchange(
+                server, lambda identifier: self._build(flight.request, server, identifier)
+            )
+        except OSError as exc:  # RadSecError: no connection
+            flight.task = None
+            if self._live(flight):
+                self._guarded(self._unreachable, flight, server, exc)
+            return
+        except asyncio.CancelledError:
+            raise
+        except DecodeError as exc:
+            flight.task = None
+            self._fail(flight, f"cannot build the Access-Request: {exc}")
+            return
+        except Exception:
+            flight.task = None
+            log.exception("RADIUS exchange for ref %d failed", flight.ref)
+            self._fail(flight, "internal error in the RADIUS client")
+            return
+        flight.task = None
+        if not self._live(flight):
+            return
+        if result is not None:
+            self._guarded(self._replied, flight, *result)
+            return
+        flight.server = None
+        self._diagnose_silence(server, flight.started)
+        self._log_pool(self.pools.unanswered(server, self.clock.now()))
+        self._guarded(self._next_server, flight)
 
     # ---- Status-Server probes of dead servers (RFC 5997) ---------------------------------
 
@@ -310,14 +379,17 @@ class RadiusClient:
     async def _probe(self, server: HomeServer) -> None:
         answered = False
         try:
-            lane, identifier = await self._lane_with_free_id(server)
+            lane, identifier = self._free_id(server)
+            if lane is None:
+                lane = await self._new_lane(server)
+                identifier = lane.free_id(self._random.take(1)[0]) or 0
             probe = rpacket.AuthPacket(
                 code=rpacket.StatusServer, id=identifier, secret=server.secret,
                 dict=self.dictionary,
             )  # fmt: skip
             probe.add_message_authenticator()  # RFC 5997 §3: required
             future: _ReplyFuture = asyncio.get_running_loop().create_future()
-            lane.waiting[identifier] = (probe, future)
+            lane.waiting[identifier] = (probe, lambda _request, reply: settle(future, reply))
             try:
                 assert lane.transport is not None
                 lane.transport.sendto(probe.RequestPacket())
@@ -367,50 +439,16 @@ class RadiusClient:
                 where, tries, server.name,
             )  # fmt: skip
 
-    async def _try_server(
-        self, flight: _Flight, server: HomeServer
-    ) -> tuple[rpacket.AuthPacket, rpacket.AuthPacket] | None:
-        """(request, verified reply), or None when the server stayed silent."""
-        if server.proto == "tls":  # RadSec: its own connection and Identifiers
-            return await self.radsec.exchange(
-                server, lambda identifier: self._build(flight.request, server, identifier)
-            )
-        lane, identifier = await self._lane_with_free_id(server)
-        request = self._build(flight.request, server, identifier)
-        raw = request.RequestPacket()
-        loop = asyncio.get_running_loop()
-        future: _ReplyFuture = loop.create_future()
-        lane.waiting[identifier] = (request, future)
-        try:
-            for _ in range(server.retries + 1):
-                assert lane.transport is not None
-                lane.transport.sendto(raw)
-                try:
-                    reply = await self.clock.wait(future, server.response_window)
-                    return request, reply
-                except TimeoutError:
-                    continue
-            return None
-        finally:
-            lane.waiting.pop(identifier, None)
-
-    async def _lane_with_free_id(self, server: HomeServer) -> tuple[_Lane, int]:
-        lanes = self._lanes.setdefault(server.name, [])
-        for lane in lanes:
-            identifier = lane.free_id(self._random.take(1)[0])
-            if identifier is not None:
-                return lane, identifier
-        lane = _Lane(server, self.clock)
+    async def _new_lane(self, server: HomeServer) -> Lane:
+        lane = Lane(server, self.clock, self._reply_keys)
         lane.dictionary = self.dictionary
         family = socket.AF_INET6 if ":" in server.host else socket.AF_INET
         transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
             lambda: lane, remote_addr=(server.host, server.port), family=family
         )
         lane.transport = transport
-        lanes.append(lane)
-        identifier = lane.free_id(self._random.take(1)[0])
-        assert identifier is not None
-        return lane, identifier
+        self._lanes.setdefault(server.name, []).append(lane)
+        return lane
 
     def _build(
         self, request: SendAccessRequest, server: HomeServer, identifier: int
@@ -436,28 +474,18 @@ class RadiusClient:
             self._encoder.add(packet, name, value)
         return packet
 
-    def _raw_values(self, reply: rpacket.AuthPacket, name: str) -> list[bytes]:
+    def _key(self, name: str) -> Key:
         attribute = self.dictionary.attributes[name]
-        key = (self._vendor_id, attribute.code) if attribute.vendor else attribute.code
-        return [bytes(v) for v in dict.get(reply, key, [])]
+        return (self._vendor_id, attribute.code) if attribute.vendor else attribute.code
 
     def _answer(
         self, server: HomeServer, request: rpacket.AuthPacket, reply: rpacket.AuthPacket
     ) -> HKSAnswer:
-        names = (
-            radius_attrs.HANDOVER_KEY,
-            radius_attrs.HKS_NONCE,
-            radius_attrs.KEY_LIFETIME,
-            radius_attrs.PRF_ATTRIBUTE,
-            radius_attrs.TIMESTAMP,
-            radius_attrs.STATUS_CODE,
-            radius_attrs.RESPONSE_HEADER,
-        )
         attributes: dict[str, list[radius_attrs.AttributeValue]] = {}
-        for name in names:
-            values: list[radius_attrs.AttributeValue] = list(self._raw_values(reply, name))
+        for name, key in self._reply_names:
+            values = OrderedDict.get(reply, key)
             if values:
-                attributes[name] = values
+                attributes[name] = [bytes(v) for v in values]
         if reply.code == rpacket.AccessReject:
             if radius_attrs.HANDOVER_KEY in attributes:
                 log.warning("Access-Reject from %s carries key material: ignored", server.name)
@@ -480,7 +508,3 @@ class RadiusClient:
         return HKSAccept(
             grant.handover_key, grant.hks_nonce, grant.lifetime, grant.prf, grant.timestamp
         )
-
-    def _finish(self, flight: _Flight, answer: HKSAnswer) -> None:
-        if self._flights.pop(flight.ref, None) is not None:
-            self._on_answer(flight.ref, answer)

@@ -12,6 +12,11 @@ transform (tagged, encrypted, TLV sub-attributes) take its own AddAttribute path
 
 from __future__ import annotations
 
+import hmac
+import struct
+from collections import OrderedDict
+from typing import cast
+
 from pyrad import packet as rpacket
 from pyrad import tools
 from pyrad.dictionary import Dictionary
@@ -20,6 +25,8 @@ from hkp_radius.wire.radius_attrs import AttributeValue
 
 VALUE_CACHE = 4096  # encoded repeating values kept (CoAs of active MNs, NAS values)
 Key = int | tuple[int, int]
+MESSAGE_AUTHENTICATOR = 80  # RFC 3579 §3.2
+MESSAGE_AUTHENTICATOR_HEADER = bytes((MESSAGE_AUTHENTICATOR, 18))
 
 
 class AttributeEncoder:
@@ -54,4 +61,27 @@ class AttributeEncoder:
                     self._values.clear()  # a new set of MNs: start again
                 self._values[(data_type, value)] = cached
             raw = cached
-        packet.setdefault(key, []).append(raw)
+        # OrderedDict's own methods: pyrad's __contains__/__setitem__ resolve names first
+        values = OrderedDict.get(packet, key)
+        if values is None:
+            OrderedDict.__setitem__(packet, key, [raw])
+        else:
+            values.append(raw)
+
+
+def request_packet(packet: rpacket.AuthPacket) -> bytes:
+    """pyrad's `RequestPacket()` of an Access-Request that carries a Message-Authenticator
+    (added first by `add_message_authenticator`, 16 zero octets), with its attributes
+    encoded once instead of twice (pyrad encodes them to compute the HMAC, then again;
+    8 % of the AR's CPU in issue 14's third profile). The same computation as pyrad's
+    `_refresh_message_authenticator` (RFC 3579 §3.2: HMAC-MD5 keyed with the secret over
+    the packet with the Message-Authenticator zeroed); the value is set on the packet too.
+    tests/test_ar_radius_codec.py checks that the octets equal pyrad's own."""
+    attributes = cast(bytes, packet._PktEncodeAttributes())
+    authenticator = cast("bytes | None", packet.authenticator)
+    if attributes[:2] != MESSAGE_AUTHENTICATOR_HEADER or authenticator is None:
+        return cast(bytes, packet.RequestPacket())  # not the shape this shortcut is for
+    header = struct.pack("!BBH", packet.code, packet.id, 20 + len(attributes))
+    digest = hmac.digest(packet.secret, header + authenticator + attributes, "md5")
+    OrderedDict.__setitem__(packet, MESSAGE_AUTHENTICATOR, [digest])
+    return header + authenticator + MESSAGE_AUTHENTICATOR_HEADER + digest + attributes[18:]

@@ -37,6 +37,7 @@ from pyrad.dictionary import Dictionary
 from .clock import Clock, MonotonicClock
 from .config import HomeServer, Realm, TlsSettings
 from .logs import emit
+from .radius_encoding import request_packet
 
 log = logging.getLogger("hkp-ar.radsec")
 
@@ -202,7 +203,7 @@ class Connection:
         if request.code != rpacket.StatusServer and not self._busy.done():
             self._busy.set_result(None)
         try:
-            self._writer.write(request.RequestPacket())
+            self._writer.write(request_packet(request))
             try:
                 return await self.clock.wait(future, timeout)
             except TimeoutError:

@@ -2,7 +2,7 @@
 per-exchange cost with many stored keys and users.
 
     python3 benchmarks/memory.py [--exchanges 1000000] [--chunk 20000] [-c 50]
-                                 [--scale 100000] [--json]   (root: FreeRADIUS runs as freerad)
+                                 [--scale 100000] [--minutes M] [--json]   (root)
 
 Two set-ups, the same path as benchmarks/whole_path.py (real hkp-ar over UDP, real
 FreeRADIUS with the HKS module, replay state and key store on disk):
@@ -15,7 +15,8 @@ For each: start-up time of FreeRADIUS and of hkp-ar (until each answers / logs
 "ready"), RSS after start-up, then `--exchanges` exchanges in chunks of `--chunk` at
 `-c` in flight, printing per chunk keys/s, CPU per exchange and RSS of both servers.
 The long run (RSS growth) is done on `small`; `scaled` runs one chunk, which is what
-the per-exchange comparison needs. Prints; never asserts.
+the per-exchange comparison needs, and runs first; `--minutes` ends the long run early
+(no chunk starts after it), saying how far it got. Prints; never asserts.
 """
 
 from __future__ import annotations
@@ -92,10 +93,18 @@ def setup(root: Path, name: str, users: int, keys: int) -> Setup:
 
 
 def run_chunks(hks: FreeRadiusInstance, ar: wp.Ar, figures: dict[str, Any], total: int,
-               chunk: int, users: int, concurrency: int) -> None:  # fmt: skip
+               chunk: int, users: int, concurrency: int,
+               deadline: float | None = None) -> None:  # fmt: skip
+    """`total` exchanges in chunks; with a `deadline` (monotonic), no chunk starts after
+    it (the run's figures say how many were done)."""
     assert ar.process is not None and hks.process is not None
     done = 0
     while done < total:
+        if deadline is not None and time.monotonic() >= deadline:
+            print(f"  {figures['setup']:6} stopped after {done:,} of {total:,} exchanges: "
+                  "--minutes reached", flush=True)  # fmt: skip
+            figures["stopped_early"] = True
+            break
         count = min(chunk, total - done)
         f = wp.round_of(ar, hks, count, users, concurrency, done)
         done += count
@@ -129,14 +138,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small-users", type=int, default=1000)
     parser.add_argument("--dir", default="/var/tmp", help="parent of the work dirs (not tmpfs)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="start no chunk of the long run after this many minutes")  # fmt: skip
     args = parser.parse_args(argv)
+    deadline = None if args.minutes is None else time.monotonic() + args.minutes * 60
     root = Path(tempfile.mkdtemp(prefix="hkp-memory-", dir=args.dir))
     root.chmod(0o755)
     results = []
     try:
+        # scaled first: a long run cut short (--minutes) still has the scale figures
         for name, users, keys, total in (
-            ("small", args.small_users, 0, args.exchanges),
             ("scaled", args.scale, args.scale, min(args.chunk, args.exchanges)),
+            ("small", args.small_users, 0, args.exchanges),
         ):
             hks, ar = None, None
             try:
@@ -149,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"FreeRADIUS {rss['freeradius']:,} KiB",
                     flush=True,
                 )
-                run_chunks(hks, ar, figures, total, args.chunk, users, args.c)
+                run_chunks(hks, ar, figures, total, args.chunk, users, args.c,
+                           deadline if name == "small" else None)  # fmt: skip
                 results.append(figures)
             finally:
                 if ar is not None:
@@ -158,14 +172,16 @@ def main(argv: list[str] | None = None) -> int:
                     hks.stop()
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    small = results[0]["chunks"]
+    by_name = {figures["setup"]: figures for figures in results}
+    small = by_name["small"]["chunks"] if "small" in by_name else []
     if len(small) >= 2:
         first, last = small[0]["rss_kib"], small[-1]["rss_kib"]
         print(f"RSS growth over the long run (after the first chunk to the end): "
               f"hkp-ar {last['hkp-ar'] - first['hkp-ar']:+,} KiB, "
               f"FreeRADIUS {last['freeradius'] - first['freeradius']:+,} KiB")  # fmt: skip
-    if len(results) == 2 and results[1]["chunks"]:
-        a, b = small[0]["cpu_us_per_exchange"], results[1]["chunks"][0]["cpu_us_per_exchange"]
+    if small and "scaled" in by_name and by_name["scaled"]["chunks"]:
+        a = small[0]["cpu_us_per_exchange"]
+        b = by_name["scaled"]["chunks"][0]["cpu_us_per_exchange"]
         print(f"CPU per exchange scaled/small: hkp-ar {b['hkp-ar'] / max(a['hkp-ar'], 1):.2f}, "
               f"FreeRADIUS {b['freeradius'] / max(a['freeradius'], 1):.2f}")  # fmt: skip
     if args.json:

@@ -92,6 +92,14 @@ def ar_config(work: Path, hks: FreeRadiusInstance) -> str:
             "mode = permissive",
             "[log]",
             "level = info",
+            # One source (the generator on ::1) staging load: admission limits far above
+            # it, as the lab's (hkp_lab/lab.py); the defaults drop it as a flood (issue 15).
+            "[admission]",
+            "source_rate = 100000",
+            "source_burst = 100000",
+            "nai_rate = 100000",
+            "nai_burst = 100000",
+            "max_in_flight = 4096",
             "[home_server hks]",
             f"ipaddr = {hks.address}",
             f"port = {hks.port}",
@@ -108,8 +116,9 @@ def ar_config(work: Path, hks: FreeRadiusInstance) -> str:
 class Ar:
     """A `python3 -m ar_proxy` subprocess; ready once its JSON "ready" line is logged."""
 
-    def __init__(self, work: Path, config: str) -> None:
+    def __init__(self, work: Path, config: str, repo: Path = REPO) -> None:
         self.work = work
+        self.repo = repo  # the checkout whose hkp-ar runs (A/B against another branch)
         (work / "hkp-ar.conf").write_text(config)
         self.log_path = work / "hkp-ar.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -119,7 +128,7 @@ class Ar:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "ar_proxy", "-c", str(self.work / "hkp-ar.conf")],
-                cwd=REPO, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                cwd=self.repo, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
         deadline = time.monotonic() + READY_TIMEOUT
         while not self.ready:
@@ -179,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--dir", default="/var/tmp", help="parent of the work dirs (not tmpfs)")
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    parser.add_argument("--ar-repo", type=Path, default=REPO, help="this checkout's hkp-ar (A/B)")
     args = parser.parse_args(argv)
     root = bench_common.work_root("hkp-path-", args.dir)
     (root / "ar").mkdir()
@@ -189,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     figures = []
     try:
         hks.start()
-        ar = Ar(root / "ar", ar_config(root / "ar", hks)).start()
+        ar = Ar(root / "ar", ar_config(root / "ar", hks), args.ar_repo.resolve()).start()
         offset = 0
         for concurrency in (int(c) for c in args.c.split(",")):
             f = round_of(ar, hks, args.n, args.users, concurrency, offset)

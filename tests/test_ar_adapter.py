@@ -1,5 +1,5 @@
 """hkp-ar's adapter owns what it starts (issue 8): shutdown cancels and awaits its CoA
-tasks, RadiusClient.close cancels and awaits its requests, log lines are written off the
+tasks, RadiusClient.close ends its requests and awaits what it opened, log lines are written off the
 event loop, and the key store never closes its connection under a live writer thread.
 In process, with real sockets on loopback and a real SQLite file; no root needed."""
 
@@ -23,6 +23,7 @@ from ar_proxy.radius_client import RadiusClient
 from ar_proxy.transports import UdpPeer
 from hkp_radius.ar.events import SendAccessRequest
 from hkp_radius.ar.keys import StoredKey
+from tests.ar_clock import ManualClock
 from tests.ar_helpers import AR_ID, COA, NAI, build_hkreq, ip6, wall_stamp
 from tests.integration.ar_fixtures import Blackhole, config_text
 
@@ -40,6 +41,9 @@ class NeverAnswers:
     def __init__(self) -> None:
         self.started = asyncio.Event()
         self.cancelled = False
+
+    def decide(self, coa: bytes, nai: bytes, peer: Hashable) -> bool | None:
+        return None  # a lookup is needed
 
     async def validate(self, coa: bytes, nai: bytes, peer: Hashable) -> bool:
         self.started.set()
@@ -74,25 +78,37 @@ def test_stop_cancels_and_awaits_coa_checks(tmp_path: Path, blackhole: Blackhole
     assert done == [True] and validator.cancelled
 
 
-def test_radius_client_close_cancels_and_awaits_requests(blackhole: Blackhole) -> None:
+def test_radius_client_close_ends_requests_and_leaves_nothing_running(
+    blackhole: Blackhole,
+) -> None:
+    """Requests in flight are callbacks and response-window timers (issue 14, no task
+    per request): close() ends every one without reporting it, cancels its timer and
+    awaits the socket being opened, so nothing of the client runs after it returns:
+    time moved past every window then fires nothing and reports no timeout."""
     timeouts: list[int] = []
 
-    async def run() -> list[bool]:
+    async def run() -> tuple[int, int, list[bool]]:
+        clock = ManualClock()
         client = RadiusClient(
             Dictionary(str(PACKAGED_DICTIONARY)), lambda ref, answer: None,
-            lambda ref, reason: timeouts.append(ref),
+            lambda ref, reason: timeouts.append(ref), clock=clock,
         )  # fmt: skip
         server = HomeServer("hole", "127.0.0.1", blackhole.port, b"secret", 5.0, 3)
         realm = Realm("example.net", (server,))
         for ref in (1, 2):
             client.send(SendAccessRequest(ref, NAI, build_hkreq(), AR_ID, COA), realm)
-        await asyncio.sleep(0)  # let both start
-        tasks = [flight.task for flight in client._flights.values() if flight.task]
-        client.cancel(1)  # cancelled earlier: close() awaits it too
+        opening = list(client._opening.values())  # the first socket to the server
+        await blackhole.receive()
+        await blackhole.receive()  # both sent: two response windows running
+        armed = clock.waits_started
+        client.cancel(1)  # cancelled earlier: its timer is gone already
         await client.close()
-        return [task.done() for task in tasks]  # before asyncio.run's own cleanup
+        live = sum(1 for timer in clock._timers if not timer.cancelled)
+        clock.advance(3600.0)
+        return armed, live, clock.waits_started, [task.done() for task in opening]
 
-    assert asyncio.run(run()) == [True, True] and timeouts == []
+    armed, live, after, opened = asyncio.run(run())
+    assert armed == 2 and live == 0 and after == 2 and opened == [True] and timeouts == []
 
 
 def test_log_lines_are_written_off_the_event_loop(tmp_path: Path) -> None:
@@ -115,14 +131,16 @@ def test_log_lines_are_written_off_the_event_loop(tmp_path: Path) -> None:
             raise ValueError("boom")
         except ValueError:
             logs.log.exception("internal error")
+        logs.emit(logging.INFO, "after")  # held to the end of the iteration, as the first
         return threading.get_ident()
 
     loop_thread = asyncio.run(on_the_loop())
     sink.stop()
     text = (tmp_path / "ar.log").read_text()
-    assert len(writers) == 2 and loop_thread not in writers  # the emit line and the traceback
+    assert len(writers) == 3 and loop_thread not in writers  # two emit lines, the traceback
     assert '"event": "exchange"' in text and "ValueError: boom" in text
-    assert text.index('"event": "exchange"') < text.index("ValueError: boom")  # in order
+    order = [text.index(s) for s in ('"event": "exchange"', "ValueError: boom", '"after"')]
+    assert order == sorted(order)  # in order
 
 
 def stored_key(spi: int) -> StoredKey:

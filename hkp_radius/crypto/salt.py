@@ -49,7 +49,9 @@ def _keystream_xor(
     for start in range(0, len(data), BLOCK_LENGTH):
         block = data[start : start + BLOCK_LENGTH]
         pad = hashlib.md5(secret + chain).digest()  # noqa: S324 - RFC 2548 mandates MD5
-        result = bytes(a ^ b for a, b in zip(block, pad, strict=True))
+        # one integer XOR per block, not one per octet (issue 14: the AR's profile)
+        mixed = int.from_bytes(block, "big") ^ int.from_bytes(pad, "big")
+        result = mixed.to_bytes(BLOCK_LENGTH, "big")
         out += result
         chain = block if decrypt else result
     return bytes(out)

@@ -59,7 +59,10 @@ def load(lab_dir: Path, *args: str) -> tuple[dict[str, object], str]:
 def test_5000_exchanges_at_50_in_flight_no_failure_no_retransmission(lab_dir: Path) -> None:
     """The MN's timer is 3 s here (--timeout, HKEY_REQ_TOUT; the AR keeps answers that
     long): a retransmission then means a lost datagram or a stuck exchange, not a busy
-    shared CI machine whose queue tail crossed the default 1 s (seen once: 1.04 s)."""
+    shared CI machine whose queue tail crossed the default 1 s (seen once: 1.04 s).
+    Kept after issue 14's third run (docs/benchmarks.md): the path is ~10 % cheaper in
+    hkp-ar but still CPU-bound at a few hundred keys/s on a loaded 2-core machine, where
+    this run's tail was p99 576 ms, max 840 ms: within reach of 1 s, not of 3 s."""
     result, _ = load(lab_dir, "-n", "5000", "-c", "50", "--timeout", "3")
     assert result["succeeded"] == 5000 and result["failed"] == 0, result
     assert result["retransmissions"] == 0 and result["corrections"] == 0, result
