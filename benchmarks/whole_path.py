@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_common
 import udpload
 
+from hkp_lab.lab import STAGING_ADMISSION
 from hkp_radius.errors import DecodeError
 from hkp_radius.wire import ntp
 from hkp_radius.wire.messages import decode_message
@@ -92,14 +93,9 @@ def ar_config(work: Path, hks: FreeRadiusInstance) -> str:
             "mode = permissive",
             "[log]",
             "level = info",
-            # One source (the generator on ::1) staging load: admission limits far above
-            # it, as the lab's (hkp_lab/lab.py); the defaults drop it as a flood (issue 15).
-            "[admission]",
-            "source_rate = 100000",
-            "source_burst = 100000",
-            "nai_rate = 100000",
-            "nai_burst = 100000",
-            "max_in_flight = 4096",
+            # One source (the generator on ::1) staging load: the lab's admission limits;
+            # the defaults drop it as a flood (issue 15).
+            *STAGING_ADMISSION,
             "[home_server hks]",
             f"ipaddr = {hks.address}",
             f"port = {hks.port}",

@@ -37,6 +37,18 @@ POLL = 0.02  # polling interval of deadline-bound waits (files, /proc)
 HMK_LENGTH = 64  # draft §6.1: at least 64 octets
 
 
+# The lab stages load (hkp-mn load --lab, benchmarks/whole_path.py): admission limits far
+# above it. The production defaults are shown against floods in tests/integration/test_ar_flood.py.
+STAGING_ADMISSION = (
+    "[admission]",
+    "source_rate = 100000",
+    "source_burst = 100000",
+    "nai_rate = 100000",
+    "nai_burst = 100000",
+    "max_in_flight = 4096",
+)
+
+
 class LabError(Exception):
     """Something the lab cannot do; the message says what to fix."""
 
@@ -279,14 +291,7 @@ class Lab:
             f"enabled = {'yes' if raw else 'no'}",
             "[control]",
             f"socket = {self.ar_control}",
-            # The lab stages load (hkp-mn load --lab): admission limits far above it. The
-            # production defaults are shown against floods in tests/integration/test_ar_flood.py.
-            "[admission]",
-            "source_rate = 100000",
-            "source_burst = 100000",
-            "nai_rate = 100000",
-            "nai_burst = 100000",
-            "max_in_flight = 4096",
+            *STAGING_ADMISSION,
         ]
         if len(self.hks_servers) == 1:
             lines += [*self.home_server_lines(), "[realm DEFAULT]", "home_servers = lab-hks"]

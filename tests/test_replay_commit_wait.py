@@ -25,15 +25,7 @@ from hkp_radius.wire import ntp
 from hkp_radius.wire import radius_attrs as ra
 from tests.test_hks import NAI, hkreq
 from tests.test_hks_module import module_lists
-
-DEADLINE = 10.0
-
-
-def wait_for(condition: object, what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.005)  # polling interval of a deadline-bound wait
+from tests.test_replay_group_commit import wait_for
 
 
 def unread(pipe: NoticePipe) -> bool:
