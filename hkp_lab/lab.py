@@ -33,6 +33,7 @@ NAMES = ("alice", "bob", "carol", "dave")
 UDP_AR_ID = "2001:db8:1ab::1"  # P9: over UDP the AR-ID is configuration only
 AR_READY_TIMEOUT = 20.0  # the AR starts in well under a second; be generous on CI
 STOP_TIMEOUT = 10.0
+AR_PORT_ATTEMPTS = 5  # draws of a free UDP port for the lab AR (see _start_ar)
 POLL = 0.02  # polling interval of deadline-bound waits (files, /proc)
 HMK_LENGTH = 64  # draft §6.1: at least 64 octets
 
@@ -323,10 +324,20 @@ class Lab:
     def _start_ar(self, detach: bool) -> None:
         work = self.directory / "ar"
         work.mkdir(parents=True, exist_ok=True)
-        if self.topology is None:
-            self.ar_port = free_udp_port(self.ar_host)
-        self.ar_process = spawn_ar(work, self._ar_config(), self.ar_log, detach)
-        wait_ar_ready(self.ar_process, self.ar_log, "hkp-ar")
+        # A free port is drawn, released and handed to hkp-ar, so another socket (the
+        # HKS's own draw among them) may take it in between: then the AR says it cannot
+        # bind, and a new port is drawn. Its config keeps the port that worked (restarts).
+        attempts = 1 if self.topology else AR_PORT_ATTEMPTS
+        for attempt in range(attempts):
+            if self.topology is None:
+                self.ar_port = free_udp_port(self.ar_host)
+            self.ar_process = spawn_ar(work, self._ar_config(), self.ar_log, detach)
+            try:
+                wait_ar_ready(self.ar_process, self.ar_log, "hkp-ar")
+                return
+            except LabError as exc:
+                if "cannot bind" not in str(exc) or attempt == attempts - 1:
+                    raise
 
     def ar_log_tail(self, lines: int = 20) -> str:
         return log_tail(self.ar_log, lines)

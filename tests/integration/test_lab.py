@@ -198,3 +198,42 @@ def test_down_clears_an_unreadable_record_so_up_is_not_refused_for_ever(tmp_path
     assert "removed unreadable" in lines and "by hand" in lines
     assert not (tmp_path / "processes.json").exists()
     assert stop_recorded(tmp_path) == []  # `up` may start afresh
+
+
+@needs_root_and_freeradius
+def test_a_lab_ar_port_taken_after_its_draw_is_drawn_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The CI failure of 2026-12-03: the lab drew a free port for hkp-ar, released it, and
+    another socket took it before hkp-ar bound it ("cannot bind: another process holds
+    it"). Reproduced with the first draw landing on a port a real socket holds: the lab
+    draws again and its AR answers on the second port."""
+    import socket
+
+    from hkp_lab import lab as lab_module
+    from hkp_radius.mn import KeyEstablished
+
+    from .mn_lab import ar_id, coa, exchange, node_for, running_lab, udp
+
+    holder = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    holder.bind(("::", 0))
+    taken = holder.getsockname()[1]
+    real = lab_module.free_udp_port
+    draws: list[int] = []
+
+    def racing(address: str = "127.0.0.1", kind: int = socket.SOCK_DGRAM) -> int:
+        draws.append(taken if not draws else real(address, kind))
+        return draws[-1]
+
+    monkeypatch.setattr(lab_module, "free_udp_port", racing)
+    try:
+        with running_lab() as lab:
+            assert draws[0] == taken and lab.ar_port == draws[-1] != taken
+            assert "cannot bind" in lab.ar_log.read_text()
+            node = node_for(lab, "alice")
+            result = exchange(
+                node, udp(lab), lambda now, wall: node.request_key(ar_id(lab), coa(0x7A), now, wall)
+            )
+            assert isinstance(result.final, KeyEstablished)
+    finally:
+        holder.close()

@@ -121,4 +121,12 @@ def test_verify_the_ar_drops_falls_back_to_a_new_key(lab: Lab) -> None:
     final = result.final
     assert isinstance(final, KeyEstablished) and final.replaced and not final.verified, lines
     assert final.key.spi != held.spi and final.key.hk != bytes(20)
-    assert transport.sent == TRANSMISSIONS + 1  # the fallback is one new request
+    # The fallback is one new request: a new Message ID, its first attempt, and only its
+    # own retransmissions after it (one, when a loaded machine answers after
+    # HKEY_REQ_TOUT: what a loss of that answer would look like too).
+    fallback = sent[TRANSMISSIONS:]
+    assert fallback and fallback[0].attempt == 1
+    assert {e.message_id for e in fallback} == {fallback[0].message_id}
+    assert fallback[0].message_id != sent[0].message_id
+    assert [e.attempt for e in fallback] == list(range(1, len(fallback) + 1))
+    assert transport.sent == len(sent)
