@@ -133,22 +133,35 @@ def generation(setup: Setup, count: int, profile: Path | None) -> None:
         )
 
 
+class Responder:
+    """The responder in its own process: `options` reach it; `stop()` says how many cases
+    it answered and its CPU."""
+
+    def __init__(self, target: str, window: int) -> None:
+        self._parent, child = multiprocessing.Pipe()
+        self._stop, stop_child = multiprocessing.Pipe()
+        self._process = multiprocessing.Process(target=responder, args=(target, child, stop_child))
+        self._process.start()
+        port = self._parent.recv()
+        self.options = Options("127.0.0.1", port, SECRET, window=window, timeout=2.0)
+
+    def stop(self) -> tuple[int, float]:
+        self._stop.send(True)
+        answered, cpu = self._parent.recv()
+        self._process.join()
+        return answered, cpu
+
+
 def full_run(setup: Setup, count: int, window: int, profile: Path | None) -> None:
-    parent, child = multiprocessing.Pipe()
-    stop_parent, stop_child = multiprocessing.Pipe()
-    server = multiprocessing.Process(target=responder, args=(setup.target, child, stop_child))
-    server.start()
-    port = parent.recv()
-    options = Options("127.0.0.1", port, SECRET, window=window, timeout=2.0)
+    server = Responder(setup.target, window)
+    options = server.options
     run = Run(setup, options)
     cpu, wall = _cpu(), time.monotonic()
     _profiled(
         profile, f"{setup.target}-full-run", lambda: run.run(_digesting(cases_for(setup, count)))
     )
     cpu, wall = _cpu() - cpu, time.monotonic() - wall
-    stop_parent.send(True)
-    answered, server_cpu = parent.recv()
-    server.join()
+    answered, server_cpu = server.stop()
     per_case = cpu / count * 1e6
     print(
         f"{setup.target:6} {'full run':23}: {count / wall:10,.0f} cases/s, "
@@ -161,19 +174,13 @@ def full_run(setup: Setup, count: int, window: int, profile: Path | None) -> Non
 
 def workers_run(setup: Setup, count: int, window: int, workers: int) -> None:
     """`--workers N` against the same responder: wall rate and the workers' CPU."""
-    parent, child = multiprocessing.Pipe()
-    stop_parent, stop_child = multiprocessing.Pipe()
-    server = multiprocessing.Process(target=responder, args=(setup.target, child, stop_child))
-    server.start()
-    port = parent.recv()
-    options = Options("127.0.0.1", port, SECRET, window=window, timeout=2.0)
+    server = Responder(setup.target, window)
+    options = server.options
     cpu, children, wall = _cpu(), _children_cpu(), time.monotonic()
     report = run_workers(setup, options, 0, count, workers)
     wall = time.monotonic() - wall
     cpu, children = _cpu() - cpu, _children_cpu() - children
-    stop_parent.send(True)
-    parent.recv()
-    server.join()
+    server.stop()
     per_case = children / count * 1e6
     print(
         f"{setup.target:6} {f'full run, {workers} workers':23}: {count / wall:10,.0f} cases/s, "
