@@ -137,7 +137,7 @@ class Case:
         if self.target == "mh":
             return self.mh
         parts = [self.authenticator, self.message_authenticator.encode()]
-        parts += [bytes((t,)) + struct.pack("!H", len(v)) + v for t, v in self.attributes]
+        parts += [_TYPE_LENGTH(t, len(v)) + v for t, v in self.attributes]
         return b"".join(parts)
 
     def to_json(self) -> dict[str, Any]:
@@ -169,6 +169,9 @@ class Case:
             attributes=[(int(t), bytes.fromhex(v)) for t, v in data.get("attributes", [])],
             mh=bytes.fromhex(data.get("mh", "")),
         )
+
+
+_TYPE_LENGTH = struct.Struct("!BH").pack  # an attribute in payload(): type, 2-octet length
 
 
 def rng_for(seed: int, index: int) -> random.Random:
@@ -551,7 +554,10 @@ def cases_for(setup: Setup, count: int | None, start: int = 0) -> Iterator[Case]
 
 def mutator_names(case: Case) -> list[str]:
     """The mutators of a case's chain ("template" for none), for the per-mutator counts."""
-    return sorted({link.split(":", 1)[0] for link in case.chain}) or ["template"]
+    chain = case.chain
+    if len(chain) == 1:
+        return [chain[0].partition(":")[0]]
+    return sorted({link.partition(":")[0] for link in chain}) or ["template"]
 
 
 def save_case(path: Path, case: Case, extra: dict[str, Any]) -> None:

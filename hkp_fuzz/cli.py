@@ -243,6 +243,11 @@ def _kept(args: argparse.Namespace) -> tuple[Case, dict[str, object], Setup, Opt
     setup = _setup(args, case.target, case.seed, kept)
     options = _options(args, case.target, server)
     options.window = 1
+    # a kept slow case is judged alone, against the baseline of the run that found it
+    options.confirm_slow = False
+    baseline = kept.get("baseline_s")
+    if isinstance(baseline, (int, float)):
+        options.slow_baseline = float(baseline)
     return case, kept, setup, options
 
 

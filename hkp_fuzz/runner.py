@@ -29,6 +29,7 @@ from hkp_support.freeradius import status_server
 
 from . import mh as mh_level
 from .cases import Case, Setup, mutator_names, rng_for, save_case
+from .confirm import Suspect, confirm_slow
 from .radius import (
     ACCESS_ACCEPT,
     ACCESS_REQUEST,
@@ -65,6 +66,9 @@ class Options:
     timeout: float = 2.0
     probe_timeout: float = 0.5
     slow_after: float = 1.0  # an answer later than max(this, 20 x median) is slow
+    # the median to use before a run has 20 answers of its own (replay of a kept slow case)
+    slow_baseline: float | None = None
+    confirm_slow: bool = True  # re-send a slow case alone after the run (confirm.py)
     rate: float | None = None
     duration: float | None = None
     watch_pid: int | None = None
@@ -80,6 +84,7 @@ class Anomaly:
     case: Case
     detail: str
     file: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # kept in the anomaly file only
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -117,6 +122,9 @@ class Run:
     id_last: list[int] = field(default_factory=lambda: [0] * 256)
     id_sequence: int = 0
     probed_at: float = 0.0  # when the latest liveness probe in the run ended
+    id_sent_at: list[float] = field(default_factory=lambda: [-math.inf] * 256)  # mh
+    suspects: list[Suspect] = field(default_factory=list)  # slow, to confirm (confirm.py)
+    slow_not_reproduced: list[dict[str, Any]] = field(default_factory=list)
 
     # --- sockets ---
 
@@ -176,7 +184,10 @@ class Run:
     def _wire(self, case: Case, slot: int) -> tuple[bytes, bytes]:
         if case.target == "mh":
             return case.mh, b""
-        encoder = getattr(self, "encoder", None) or RequestEncoder(self.options.secret)
+        try:
+            encoder = self.encoder
+        except AttributeError:  # a case written out before the run opened its sockets
+            encoder = self.encoder = RequestEncoder(self.options.secret)
         packet = encoder.encode(
             ACCESS_REQUEST, slot, case.authenticator, case.attributes, case.message_authenticator
         )
@@ -274,6 +285,7 @@ class Run:
                     if not radius and len(wire) > 6:
                         self.id_sequence += 1
                         self.id_last[wire[6]] = self.id_sequence
+                        self.id_sent_at[wire[6]] = flight.sent
                 self.sent += len(burst)
                 if flights:
                     oldest = next(iter(flights.values())).sent
@@ -330,6 +342,8 @@ class Run:
         finally:
             self._close()
         self.elapsed = time.monotonic() - started
+        if self.options.confirm_slow:
+            confirm_slow(self)
         rss_end = rss_kib(self.options.watch_pid)
         limit = self.options.watch_rss_mib
         if limit is not None and rss_start and rss_end and (rss_end - rss_start) / 1024 > limit:
@@ -381,8 +395,15 @@ class Run:
         outcome = self._judge(flight.case, data, reply)
         # sent before a probe ended: it may have waited unread, its latency is unknown
         if flight.sent >= self.probed_at:
-            if outcome is not None and self._slow(latency):
-                self._anomaly("slow", flight.case, f"answered after {latency:.3f} s")
+            baseline = self._slow(latency) if outcome is not None else None
+            if baseline is None:
+                pass
+            elif self.options.confirm_slow:
+                self.suspects.append(Suspect(flight.case, latency, baseline, flight.sent))
+            else:
+                self._anomaly(
+                    "slow", flight.case, f"answered after {latency:.3f} s", baseline_s=baseline
+                )
             self.latencies.append(latency)
         self._count(flight.case, outcome or "anomaly")
 
@@ -394,13 +415,19 @@ class Run:
                 return True
         return False
 
-    def _slow(self, latency: float) -> bool:
-        # max(slow_after, 20 x median): nothing under slow_after is slow, so the median
-        # is only computed for an answer later than that
-        if latency <= self.options.slow_after or len(self.latencies) < 20:
-            return False
-        baseline = statistics.median(self.latencies)
-        return latency > max(self.options.slow_after, 20 * baseline)
+    def _slow(self, latency: float) -> float | None:
+        """The baseline (median) that makes `latency` slow, or None: slow is over
+        max(slow_after, 20 x median); nothing under slow_after is, so the median is only
+        computed for an answer later than that."""
+        if latency <= self.options.slow_after:
+            return None
+        if len(self.latencies) >= 20:
+            baseline = statistics.median(self.latencies)
+        elif self.options.slow_baseline is not None:
+            baseline = self.options.slow_baseline
+        else:
+            return None
+        return baseline if latency > max(self.options.slow_after, 20 * baseline) else None
 
     def _judge(self, case: Case, data: bytes, reply: Reply | None = None) -> str | None:
         """The outcome of a reply, or None after recording an anomaly."""
@@ -471,8 +498,8 @@ class Run:
                     corpus / f"{name}-{outcome}-{case.index}.json", case, {"outcome": outcome}
                 )
 
-    def _anomaly(self, oracle: str, case: Case, detail: str) -> None:
-        anomaly = Anomaly(oracle, case, detail)
+    def _anomaly(self, oracle: str, case: Case, detail: str, **extra: Any) -> None:
+        anomaly = Anomaly(oracle, case, detail, extra=extra)
         if self.options.out is not None:
             anomaly.file = str(self.write_anomaly(anomaly))
         self.anomalies.append(anomaly)
@@ -488,6 +515,7 @@ class Run:
             "server": f"{self.options.host}:{self.options.port}",
             "nai": self.setup.nai.decode("utf-8", "replace"),
             "ar_id": self.setup.ar_id.hex(),
+            **anomaly.extra,
         }
         save_case(stem.with_suffix(".json"), anomaly.case, extra)
         wire, _ = self._wire(anomaly.case, 0)
@@ -534,6 +562,7 @@ class Run:
             "late_answers": self.late,
             "anomaly_counts": counts,
             "anomalies": [a.to_json() for a in self.anomalies],
+            "slow_not_reproduced": self.slow_not_reproduced,
         }
 
 

@@ -132,7 +132,9 @@ def merge(
     mutators: dict[str, dict[str, int]] = {}
     counts = {oracle: 0 for oracle in ORACLES}
     anomalies: list[dict[str, Any]] = []
+    transient: list[dict[str, Any]] = []
     for report in reports:
+        transient += report["slow_not_reproduced"]
         _sum(outcomes, report["outcomes"])
         for name, per in report["mutators"].items():
             _sum(mutators.setdefault(name, {}), per)
@@ -155,5 +157,6 @@ def merge(
         "late_answers": sum(int(r["late_answers"]) for r in reports),
         "anomaly_counts": counts,
         "anomalies": sorted(anomalies, key=lambda a: (a["index"], a["oracle"])),
+        "slow_not_reproduced": sorted(transient, key=lambda s: s["index"]),
         "workers": workers,
     }

@@ -12,60 +12,19 @@ from __future__ import annotations
 import socket
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
-
-import pytest
 
 from hkp_fuzz.cases import Setup, cases_for, generate
 from hkp_fuzz.runner import Options, Run
 from hkp_radius.wire import HKResp
 
+from .fuzz_fake_ar import Answer, FakeAr
+
 NAI = b"mn@example.net"
 HMK = bytes(range(64))
 SUCCESS = HKResp(0, False, 2, 0).encode()
 REFUSED = HKResp(0, False, 2, 130).encode()
-Answer = Callable[[socket.socket, bytes, tuple[str, int]], None]
-
-
-class FakeAr:
-    """Answers each datagram through `answer(sock, data, peer)` until closed."""
-
-    def __init__(self, answer: Answer) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
-        self.answer = answer
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while not self.stop.is_set():
-            try:
-                data, peer = self.sock.recvfrom(65535)
-            except TimeoutError:
-                continue
-            self.answer(self.sock, data, peer)
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join()
-        self.sock.close()
-
-
-@pytest.fixture
-def fake_ar() -> Iterator[Callable[[Answer], FakeAr]]:
-    started: list[FakeAr] = []
-
-    def start(answer: Answer) -> FakeAr:
-        started.append(FakeAr(answer))
-        return started[-1]
-
-    yield start
-    for server in started:
-        server.close()
 
 
 def run_mh(port: int, seed: int, cases: int, timeout: float) -> Run:
