@@ -8,6 +8,7 @@ TLVs, so that a mutator can break what the core's encoder refuses to produce.
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from hkp_radius.errors import DecodeError, HKPError
 from hkp_radius.wire import (
     HandoverNonce,
     HKReq,
+    HKResp,
     MacOption,
     MobileNodeIdentifier,
     Option,
@@ -423,3 +425,18 @@ def mutate(
 def valid_hmk(hmk: bytes | None) -> bytes | None:
     """Our draft §6.1 check: an HMK below 64 octets cannot sign (returned as None)."""
     return hmk if hmk is not None and len(hmk) >= HMK_MIN_LENGTH else None
+
+
+@functools.lru_cache(maxsize=4096)
+def answer_status(data: bytes) -> tuple[int | None, str | None]:
+    """An answer to an mh case: (its HKResp Status, None), or (None, why it is
+    malformed). Kept for the last 4,096 distinct answers: decoding is a function of the
+    bytes alone, and an AR's answers repeat byte for byte (an error HKResp carries only
+    the Message ID and the Status), so most are decoded once a run."""
+    try:
+        message = decode_message(data)
+    except DecodeError as exc:
+        return None, f"the reply does not decode: {type(exc).__name__}"
+    if not isinstance(message, HKResp):
+        return None, "the reply is not an HKResp"
+    return message.status, None

@@ -146,3 +146,22 @@ def test_an_answer_read_late_is_judged_by_when_it_arrived(
     assert run.stalled
     assert [a.to_json() for a in run.anomalies] == []
     assert run.outcomes == {"status130": 40}
+
+
+def test_every_malformed_answer_is_reported_though_decoding_is_kept(
+    fake_ar: Callable[[Answer], FakeAr],
+) -> None:
+    """mh.answer_status keeps the decoding of the answers it has seen: an answer that
+    repeats byte for byte is judged as the first one was, every time."""
+    garbage = b"\x3b\x00\xfb" + bytes(5)  # an MH of the wrong type, truncated
+
+    def answer(sock: socket.socket, data: bytes, peer: tuple[str, int]) -> None:
+        sock.sendto(garbage if len(data) > 6 and data[6] % 2 else REFUSED, peer)
+
+    setup = Setup("mh", 5, NAI, HMK)
+    cases = list(cases_for(setup, 30))
+    run = Run(setup, Options("127.0.0.1", fake_ar(answer).port, window=1)).run(cases)
+    odd = [c.index for c in cases if len(c.mh) > 6 and c.mh[6] % 2]
+    assert odd and [a.case.index for a in run.anomalies] == odd
+    assert {a.oracle for a in run.anomalies} == {"malformed-reply"}
+    assert run.outcomes == {"anomaly": len(odd), "status130": 30 - len(odd)}
