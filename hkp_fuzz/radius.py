@@ -117,7 +117,8 @@ class RequestEncoder:
         attrs: Attributes,
         message_authenticator: str = "valid",
     ) -> bytes:
-        body = b"".join([bytes((t, (len(v) + 2) & 0xFF)) + v for t, v in attrs])
+        header = _ATTRIBUTE_HEADER
+        body = b"".join([header(t, (len(v) + 2) & 0xFF) + v for t, v in attrs])
         if message_authenticator == "none":
             length = 20 + len(body)
             return bytes((code, identifier)) + (length & 0xFFFF).to_bytes(2) + authenticator + body
@@ -131,6 +132,7 @@ class RequestEncoder:
         return head + _MA_HEADER + digest + body
 
 
+_ATTRIBUTE_HEADER = struct.Struct("!BB").pack  # type, length (modulo 256: see encode_request)
 _MA_HEADER = bytes((MESSAGE_AUTHENTICATOR, 18))
 _EMPTY_MA = _MA_HEADER + bytes(16)
 PYRAD_MAX_LENGTH = 8192  # pyrad refuses longer packets ("Packet length is too long")
