@@ -34,7 +34,6 @@ class Suspect:
     case: Case
     latency: float  # seconds, send to the answer's arrival
     baseline: float  # the slow oracle's median when it fired, seconds
-    sent: float  # time.monotonic() of the send
 
 
 def confirm_slow(run: Any) -> None:
@@ -90,10 +89,12 @@ def _alone(run: Any, suspect: Suspect) -> Any:
         progress=False,
     )
     alone = type(run)(run.setup, options)
-    alone.id_last = list(run.id_last)  # mh: the probe's least recently sent Message ID
+    # mh: one record of when each Message ID was last sent, the run's and the re-sends'
+    # (the probe's least recently sent ID, and _wait_for_cache)
+    alone.id_last, alone.id_sent_at = run.id_last, run.id_sent_at
     alone.id_sequence = run.id_sequence
     alone.run([suspect.case])
-    run.id_last, run.id_sequence = alone.id_last, alone.id_sequence
+    run.id_sequence = alone.id_sequence
     return alone
 
 

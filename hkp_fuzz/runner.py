@@ -395,11 +395,9 @@ class Run:
         # sent before a probe ended: it may have waited unread, its latency is unknown
         if flight.sent >= self.probed_at:
             baseline = self._slow(latency) if outcome is not None else None
-            if baseline is None:
-                pass
-            elif self.options.confirm_slow:
-                self.suspects.append(Suspect(flight.case, latency, baseline, flight.sent))
-            else:
+            if baseline is not None and self.options.confirm_slow:
+                self.suspects.append(Suspect(flight.case, latency, baseline))
+            elif baseline is not None:
                 self._anomaly(
                     "slow", flight.case, f"answered after {latency:.3f} s", baseline_s=baseline
                 )
