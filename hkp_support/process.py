@@ -13,6 +13,7 @@ until it answers, and a stop with SIGTERM, then SIGKILL.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -27,15 +28,42 @@ from hkp_radius.errors import ConfigError
 READY_TIMEOUT = 20.0  # FreeRADIUS with Python starts in about a second; be generous
 STOP_TIMEOUT = 10.0  # a clean shutdown takes well under a second; then SIGKILL
 POLL_INTERVAL = 0.05  # polling interval of the deadline-bound start-up waits
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LINUX_EPHEMERAL_LOW = 32768  # the kernel's default, when the range cannot be read
+SERVER_PORTS_LOW = 20000  # above the well-known servers (1812, 2083, 5432, ...)
+PORT_DRAWS = 100
+_draw = random.SystemRandom()  # not the random module's state: tests seed that
+
+
+def _ephemeral_low(path: Path = EPHEMERAL_RANGE) -> int:
+    """The lowest port the kernel gives an unbound socket (ip_local_port_range)."""
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return LINUX_EPHEMERAL_LOW
 
 
 def free_port(address: str = "127.0.0.1", kind: int = socket.SOCK_DGRAM) -> int:
-    """A port the kernel has free on `address` now (UDP, or TCP with SOCK_STREAM)."""
+    """A port free on `address` now (UDP, or TCP with SOCK_STREAM) for a server that
+    binds it later. It is drawn below the kernel's ephemeral range, so that no client
+    socket's automatic bind (a connect, a first sendto) can take it in between; drawn
+    at random there, and bound once to check it is free."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    with socket.socket(family, kind) as sock:
-        sock.bind((address, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    high = _ephemeral_low()
+    if high - SERVER_PORTS_LOW < 1000:  # a range reaching too low: the kernel's choice
+        with socket.socket(family, kind) as sock:
+            sock.bind((address, 0))
+            port: int = sock.getsockname()[1]
+            return port
+    for _ in range(PORT_DRAWS):
+        port = _draw.randrange(SERVER_PORTS_LOW, high)
+        with socket.socket(family, kind) as sock:
+            try:
+                sock.bind((address, port))
+            except OSError:
+                continue  # in use: draw again
+            return port
+    raise OSError(f"no free port on {address} in {PORT_DRAWS} draws")
 
 
 def check_traversable(work_dir: Path, user: str | None) -> None:

@@ -7,11 +7,13 @@ import signal
 import socket
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hkp_radius.errors import ConfigError
+from hkp_support import process
 from hkp_support.process import PrivateServer, Startable, check_traversable, free_port
 
 LISTENER = """
@@ -102,3 +104,42 @@ def test_a_work_dir_the_server_user_cannot_reach_is_a_config_error() -> None:
             check_traversable(work, "freerad")
         check_traversable(work, None)  # we run it ourselves: fine
         check_traversable(root / "open" / "work", "freerad")
+
+
+def test_a_free_port_is_below_the_ephemeral_range_and_free_for_either_kind() -> None:
+    """A server's port is drawn where no client socket's automatic bind can take it
+    before the server binds it (the release-then-bind race), and it binds."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        for address, family in (("127.0.0.1", socket.AF_INET), ("::1", socket.AF_INET6)):
+            port = free_port(address, kind)
+            assert process.SERVER_PORTS_LOW <= port < low
+            with socket.socket(family, kind) as sock:
+                sock.bind((address, port))
+
+
+def test_a_port_in_use_is_drawn_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A draw that lands on a bound port is not returned: the next draw is."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        held = holder.getsockname()[1]
+        draws = iter([held, held + 1 if held + 1 != 65536 else held - 1])
+        monkeypatch.setattr(process, "_draw", FixedDraws(draws))
+        monkeypatch.setattr(process, "_ephemeral_low", lambda: 65536)
+        assert free_port() != held
+
+
+def test_an_unreadable_range_means_the_kernels_default(tmp_path: Path) -> None:
+    assert process._ephemeral_low(tmp_path / "absent") == process.LINUX_EPHEMERAL_LOW
+    (tmp_path / "range").write_text("40000\t60999\n")
+    assert process._ephemeral_low(tmp_path / "range") == 40000
+
+
+class FixedDraws:
+    def __init__(self, ports: Iterator[int]) -> None:
+        self.ports = ports
+
+    def randrange(self, low: int, high: int) -> int:
+        port = next(self.ports)
+        assert low <= port < high
+        return port
