@@ -2,8 +2,12 @@
 
 Persisted, so that a restart does not reopen a replay window. FreeRADIUS calls the
 module from several worker threads (and an operator may run two servers on one
-file), so the compare-and-store is one conditional upsert, and each thread has its own
-connection.
+file), so the compare-and-store is one conditional upsert. Two connections whatever the
+number of threads: one for reads (under a lock; rlm_python3 runs one call at a time
+anyway) and one for commits (one leader at a time). FreeRADIUS starts and retires
+worker threads with the load, so a connection per thread, kept until detach, would
+leak a connection, its descriptors and its page cache with each retired thread. Both
+are opened on first use, after any fork of FreeRADIUS's start-up.
 
 Two steps, so that one fsync covers many accepts although rlm_python3 (3.2.1) lets
 one call into the module run at a time (a mutex per module instance, and 3.2.1
@@ -22,6 +26,7 @@ The durability note is docs/hks.md (### Replay state durability).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import struct
@@ -43,6 +48,7 @@ INSERT INTO hkp_replay (nai, last_timestamp) VALUES (?, ?)
 ON CONFLICT (nai) DO UPDATE SET last_timestamp = excluded.last_timestamp
 WHERE excluded.last_timestamp > hkp_replay.last_timestamp
 """
+_SELECT = "SELECT last_timestamp FROM hkp_replay WHERE nai = ?"
 BUSY_TIMEOUT_SECONDS = 5.0  # long enough to ride out another writer's commit
 GROUP_MAX = 64  # upserts per transaction at most
 JOURNAL_MODE = "WAL"
@@ -94,15 +100,17 @@ class _Pending:
 class SQLiteReplayStore:
     """`hkp_radius.hks.ReplayStore` over one SQLite file."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, busy_timeout: float = BUSY_TIMEOUT_SECONDS) -> None:
         self.path = path
-        self._local = threading.local()
+        self.busy_timeout = busy_timeout
         self._lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        self._reader: sqlite3.Connection | None = None
+        self._writer: sqlite3.Connection | None = None  # the leader's (one at a time)
         self._wake = threading.Condition(self._lock)  # the background committer waits here
         self._committer: threading.Thread | None = None
         self._stopping = False
         self._on_error: Callable[[str], None] | None = None
-        self._connections: list[sqlite3.Connection] = []
         self._queue: list[_Pending] = []
         self._committing = False
         self._known: dict[bytes, bytes] = {}  # NAI -> last timestamp, staged or stored
@@ -115,8 +123,7 @@ class SQLiteReplayStore:
                 "writable by the user FreeRADIUS runs as"
             )
         try:
-            connection = self._connection()
-            with connection:
+            with contextlib.closing(self._open()) as connection, connection:
                 connection.execute(_SCHEMA)
         except sqlite3.Error as exc:
             raise ConfigError(
@@ -124,32 +131,28 @@ class SQLiteReplayStore:
                 "writable by the user FreeRADIUS runs as"
             ) from None
 
-    def _connection(self) -> sqlite3.Connection:
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = sqlite3.connect(
-                self.path,
-                timeout=BUSY_TIMEOUT_SECONDS,
-                isolation_level=None,
-                check_same_thread=False,  # closed by detach from the main thread
-            )
-            self._local.connection = connection
-            self._configure(connection)
-        return connection
-
-    def _configure(self, connection: sqlite3.Connection) -> None:
+    def _open(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self.path,
+            timeout=self.busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,  # used by whichever thread reads or leads
+        )
         connection.execute(f"PRAGMA journal_mode={JOURNAL_MODE}")
         connection.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
-        with self._lock:
-            self._connections.append(connection)
+        return connection
+
+    def _stored(self, nai: bytes) -> bytes | None:
+        """The timestamp stored for `nai` (8 octets), read on the one read connection."""
+        with self._read_lock:
+            if self._reader is None:
+                self._reader = self._open()
+            row = self._reader.execute(_SELECT, (nai,)).fetchone()
+        return None if row is None else bytes(row[0])
 
     def last_accepted(self, nai: bytes) -> int | None:
-        row = (
-            self._connection()
-            .execute("SELECT last_timestamp FROM hkp_replay WHERE nai = ?", (nai,))
-            .fetchone()
-        )
-        return None if row is None else int.from_bytes(row[0], "big")
+        stored = self._stored(nai)
+        return None if stored is None else int.from_bytes(stored, "big")
 
     def commit_in_background(self, on_error: Callable[[str], None] | None = None) -> None:
         """From now on one thread of ours commits every staged upsert, in groups (all
@@ -182,14 +185,7 @@ class SQLiteReplayStore:
         """Queue the upsert if `timestamp` is newer than the last one known for `nai`
         (None: a replay). The caller must `settle` it before answering."""
         value = timestamp.to_bytes(8, "big")
-        stored: bytes | None = None
-        if nai not in self._known:
-            row = (
-                self._connection()
-                .execute("SELECT last_timestamp FROM hkp_replay WHERE nai = ?", (nai,))
-                .fetchone()
-            )
-            stored = None if row is None else row[0]
+        stored = None if nai in self._known else self._stored(nai)
         with self._lock:  # check and stage in one step: workers race on one NAI
             known = self._known.get(nai)
             last = known if stored is None or (known is not None and known > stored) else stored
@@ -248,7 +244,9 @@ class SQLiteReplayStore:
         committed = False
         connection: sqlite3.Connection | None = None
         try:
-            connection = self._connection()
+            if self._writer is None:
+                self._writer = self._open()
+            connection = self._writer
             connection.execute("BEGIN IMMEDIATE")
             for pending in group:
                 cursor = connection.execute(_UPSERT, (pending.nai, pending.timestamp))
@@ -293,7 +291,7 @@ class SQLiteReplayStore:
                         successor.done.set()
 
     def close(self) -> None:
-        """Commit what is staged, stop the committer, close every thread's connection
+        """Commit what is staged, stop the committer, close both connections
         (FreeRADIUS detach, one thread)."""
         with self._wake:
             self._stopping = True
@@ -301,11 +299,11 @@ class SQLiteReplayStore:
             committer = self._committer
         if committer is not None:
             committer.join()
-        with self._lock:
-            connections, self._connections = self._connections, []
-        for connection in connections:
-            connection.close()
-        self._local = threading.local()
+        with self._read_lock:
+            for connection in (self._reader, self._writer):
+                if connection is not None:
+                    connection.close()
+            self._reader = self._writer = None
 
 
 def _tell(notice: Notice, stored: bool) -> None:

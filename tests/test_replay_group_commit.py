@@ -8,12 +8,12 @@ released and its transaction committed; then the queued ones commit as one group
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
 from pathlib import Path
 
-from freeradius_module import replay_sqlite
 from freeradius_module.replay_sqlite import SQLiteReplayStore
 
 WAITERS = 12
@@ -101,13 +101,8 @@ def test_a_failed_commit_fails_every_call_of_its_group(tmp_path: Path) -> None:
     store = SQLiteReplayStore(path)
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
-    original = replay_sqlite.BUSY_TIMEOUT_SECONDS
     errors: list[str] = []
-    replay_sqlite.BUSY_TIMEOUT_SECONDS = 0.0  # this store's connections give up at once
-    try:
-        fresh = SQLiteReplayStore(path)
-    finally:
-        replay_sqlite.BUSY_TIMEOUT_SECONDS = original
+    fresh = SQLiteReplayStore(path, busy_timeout=0.0)  # its connections give up at once
     try:
         fresh.record_if_newer(b"bob", 5)
     except sqlite3.OperationalError as exc:
@@ -119,3 +114,43 @@ def test_a_failed_commit_fails_every_call_of_its_group(tmp_path: Path) -> None:
     for opened in (fresh, store):
         opened.close()
     blocker.close()
+
+
+def open_descriptors(path: str) -> int:
+    """Descriptors of this process open on the replay file or its -wal and -shm files."""
+    fds = Path("/proc/self/fd")
+    targets = []
+    for fd in fds.iterdir():
+        try:
+            targets.append(os.readlink(fd))
+        except OSError:
+            continue  # closed meanwhile (the listing's own descriptor)
+    return sum(target.startswith(path) for target in targets)
+
+
+def test_threads_that_come_and_go_leave_no_connection_behind(tmp_path: Path) -> None:
+    """FreeRADIUS starts and retires worker threads with the load: 40 short-lived
+    threads, each reading and storing a NAI of its own, leave the store with as many
+    descriptors on its files as the first two did (a connection per thread, kept
+    until detach, leaked a connection per thread)."""
+    path = str(tmp_path / "replay.sqlite")
+    store = SQLiteReplayStore(path)
+
+    def worker(i: int) -> None:
+        assert store.last_accepted(b"mn%d" % i) is None
+        assert store.record_if_newer(b"mn%d" % i, 10 + i)
+
+    def run(first: int, count: int) -> None:
+        for i in range(first, first + count):
+            thread = threading.Thread(target=worker, args=(i,))
+            thread.start()
+            thread.join(DEADLINE)
+            assert not thread.is_alive()
+
+    run(0, 2)
+    after_two = open_descriptors(path)
+    run(2, 38)
+    assert open_descriptors(path) == after_two
+    assert [store.last_accepted(b"mn%d" % i) for i in range(40)] == [10 + i for i in range(40)]
+    store.close()
+    assert open_descriptors(path) == 0
