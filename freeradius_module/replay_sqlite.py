@@ -62,10 +62,12 @@ class NoticePipe:
     """A pipe the background committer writes commit notices to (one per FreeRADIUS
     worker thread, read by that thread's post-auth). Closed when the last reference
     goes: a staged upsert keeps its pipe open, so a notice never reaches a reused
-    descriptor."""
+    descriptor. The committer's end does not block: a full pipe (a thread whose waits
+    did not run) loses its newest notices instead of stopping every thread's commits."""
 
     def __init__(self) -> None:
         self.read_fd, self.write_fd = os.pipe()
+        os.set_blocking(self.write_fd, False)
 
     def __del__(self) -> None:
         os.close(self.read_fd)
@@ -311,4 +313,4 @@ def _tell(notice: Notice, stored: bool) -> None:
     try:
         os.write(pipe.write_fd, NOTICE.pack(ticket, 1 if stored else 0))
     except OSError:
-        pass  # a full pipe: its thread's waits did not run; nobody waits for this one
+        pass  # full (BlockingIOError): its thread's waits did not run; nobody waits for it

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from freeradius_module import replay_sqlite
 from freeradius_module import rlm_hkp_hks as module
 from freeradius_module.replay_sqlite import NOTICE, NoticePipe, SQLiteReplayStore
 from hkp_radius.hks.log_summary import DecisionLog
@@ -26,6 +25,8 @@ from hkp_radius.wire import radius_attrs as ra
 from tests.test_hks import NAI, hkreq
 from tests.test_hks_module import module_lists
 from tests.test_replay_group_commit import wait_for
+
+PIPE_CAPACITY = 65536  # Linux's default pipe buffer
 
 
 def unread(pipe: NoticePipe) -> bool:
@@ -74,23 +75,37 @@ def test_no_notice_before_the_commit_and_records_staged_meanwhile_share_one(
 def test_a_failed_background_commit_is_told_as_not_stored(tmp_path: Path) -> None:
     path = str(tmp_path / "replay.sqlite")
     blocker = sqlite3.connect(path, isolation_level=None)
-    original = replay_sqlite.BUSY_TIMEOUT_SECONDS
-    replay_sqlite.BUSY_TIMEOUT_SECONDS = 0.0  # this store's connections give up at once
-    try:
-        store = SQLiteReplayStore(path)
-        store.commit_in_background()
-        blocker.execute("BEGIN IMMEDIATE")
-        pipe = NoticePipe()
-        store.stage(b"bob", 5, (pipe, 7))
-        assert notice(pipe) == (7, 0)  # the waiter rejects: no accept without a record
-        blocker.execute("ROLLBACK")
-        store.stage(b"bob", 5, (pipe, 8))  # forgotten, so the same timestamp may retry
-        assert notice(pipe) == (8, 1)
-    finally:
-        replay_sqlite.BUSY_TIMEOUT_SECONDS = original
+    store = SQLiteReplayStore(path, busy_timeout=0.0)  # its connections give up at once
+    store.commit_in_background()
+    blocker.execute("BEGIN IMMEDIATE")
+    pipe = NoticePipe()
+    store.stage(b"bob", 5, (pipe, 7))
+    assert notice(pipe) == (7, 0)  # the waiter rejects: no accept without a record
+    blocker.execute("ROLLBACK")
+    store.stage(b"bob", 5, (pipe, 8))  # forgotten, so the same timestamp may retry
+    assert notice(pipe) == (8, 1)
     assert store.last_accepted(b"bob") == 5
     store.close()
     blocker.close()
+
+
+def test_a_pipe_nobody_reads_does_not_stop_the_committer(tmp_path: Path) -> None:
+    """A worker thread whose waits never ran (a site without the post-auth wait, say)
+    leaves its notices unread until its pipe is full. The committer, shared by every
+    thread, must not block on it: the notices that do not fit are dropped, and every
+    record is still committed and the other threads are still told."""
+    store = SQLiteReplayStore(str(tmp_path / "replay.sqlite"))
+    store.commit_in_background()
+    stuck, other = NoticePipe(), NoticePipe()
+    over = PIPE_CAPACITY // NOTICE.size + 100  # more notices than the pipe holds
+    for i in range(over):
+        assert store.stage(b"mn%d" % i, 1 + i, (stuck, 1 + i)) is not None
+    assert store.stage(b"last", 1, (other, over + 1)) is not None
+    assert notice(other) == (over + 1, 1)  # told, after every record before it
+    assert store.upserts == over + 1
+    assert store.last_accepted(b"mn%d" % (over - 1)) == over
+    assert notice(stuck) == (1, 1)  # the first ones are there, in order
+    store.close()
 
 
 @pytest.fixture
