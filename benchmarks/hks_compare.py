@@ -19,9 +19,11 @@ only in what `Auth-Type HKP` runs:
 Driven in alternating rounds (files, echo, hks, files, ...) by a closed-loop generator
 (benchmarks/udpload.py: `-c` sockets with one pre-built, valid Access-Request each in
 flight). Per round: Access-Requests/s and server CPU per Access-Request (utime+stime of
-the FreeRADIUS process from /proc). Prints each round, the medians, and the Goal's
-ratios (hks/echo CPU at most 3, hks/echo rate at least 0.3), and the HKS's upserts per
-commit (its log line at shutdown). Prints; never asserts.
+the FreeRADIUS process from /proc) and the server's RSS after it. Prints each round,
+the medians, the Goal's ratios (hks/echo CPU at most 3, hks/echo rate at least 0.3),
+each server's RSS growth after its first round (the first round starts the worker
+threads; what grows after it, per variant, says which part holds memory), and the
+HKS's upserts per commit (its log line at shutdown). Prints; never asserts.
 """
 
 from __future__ import annotations
@@ -148,6 +150,7 @@ def round_of(
         matches=same_id, lane=lambda i: i % users,  # one lane per NAI: timestamps in order
     )  # fmt: skip
     cpu = udpload.cpu_seconds(pid) - cpu0
+    rss = udpload.rss_kib(pid)
     accepts = sum(1 for answer in result.answers if answer[0] == pyrad.packet.AccessAccept)
     return {
         "rate": result.rate,
@@ -157,6 +160,7 @@ def round_of(
         "answered": result.answered,
         "failed": result.failed,
         "retransmissions": result.retransmissions,
+        "rss_kib": rss,
     }
 
 
@@ -185,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"round {number + 1} {kind:6}: {figures['rate']:9,.0f} Access-Requests/s, "
                     f"{figures['cpu_us']:6.1f} us server CPU per request, "
                     f"p99 {figures['p99_ms']:.2f} ms, accepts {figures['accepts']}/{args.n}, "
-                    f"failed {figures['failed']}, retransmissions {figures['retransmissions']}",
+                    f"failed {figures['failed']}, retransmissions {figures['retransmissions']}, "
+                    f"RSS {figures['rss_kib']:,} KiB",
                     flush=True,
                 )
     finally:
@@ -203,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     for kind in VARIANTS:
         print(f"  {kind:6}: {median[kind]['rate']:9,.0f} Access-Requests/s, "
               f"{median[kind]['cpu_us']:6.1f} us server CPU per request")  # fmt: skip
+    growth = {kind: rounds[kind][-1]["rss_kib"] - rounds[kind][0]["rss_kib"] for kind in VARIANTS}
+    print("RSS growth after round 1: " + ", ".join(
+        f"{kind} {growth[kind]:+,} KiB" for kind in VARIANTS))  # fmt: skip
     for kind, size in groups.items():
         print(f"  {kind:6}: {size:.1f} upserts per commit (fsync)")
     cpu_ratio = median["hks"]["cpu_us"] / median["echo"]["cpu_us"]
@@ -215,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ratio hks/inline Access-Requests/s: {gain:.2f} (what the group commit buys)")
     if args.json:
         print(json.dumps({"rounds": rounds, "median": median, "cpu_ratio": cpu_ratio,
-                          "rate_ratio": rate_ratio, "upserts_per_commit": groups}))  # fmt: skip
+                          "rate_ratio": rate_ratio, "upserts_per_commit": groups,
+                          "rss_growth_kib": growth}))  # fmt: skip
     return 0
 
 

@@ -32,14 +32,17 @@ def test_hks_compare_prints_rates_cpu_and_the_goal_ratios() -> None:
     for kind in ("files", "echo", "hks", "inline"):
         rows = re.findall(
             rf"round \d {kind} *: *({NUMBER}) Access-Requests/s, *({NUMBER}) us server CPU "
-            rf"per request.*accepts (\d+)/200, failed (\d+)",
+            rf"per request.*accepts (\d+)/200, failed (\d+), .*RSS {NUMBER} KiB$",
             out,
+            re.M,
         )
         assert len(rows) == 2, out
         assert all(int(accepts) == 200 and failed == "0" for _, _, accepts, failed in rows), out
     assert re.search(rf"ratio hks/echo server CPU per Access-Request: {NUMBER} \(Goal", out)
     assert re.search(rf"ratio hks/echo Access-Requests/s: {NUMBER} \(Goal", out)
     # each HKS server prints its upserts per commit; inline commits every accept alone
+    growth = re.search(r"^RSS growth after round 1: (.*)$", out, re.M)
+    assert growth and all(f"{kind} " in growth.group(1) for kind in ("files", "hks")), out
     assert re.search(rf"hks *: {NUMBER} upserts per commit", out), out
     assert re.search(r"inline *: 1\.0 upserts per commit", out), out
 
